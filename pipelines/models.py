@@ -1,0 +1,235 @@
+"""The engine's tables: pipelines (aggregate root), their jobs (a DAG), and live workers.
+
+The engine is generic: scope columns hold the domain's ids (module type, data-entry type,
+year, unit) as plain integers, so this app imports nothing from ``carbon``/``ingestion``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from pipelines.choices import (
+    ACTIVE_JOB_STATES,
+    ACTIVE_PIPELINE_STATUSES,
+    TERMINAL_PIPELINE_STATUSES,
+    EntityType,
+    IngestionMethod,
+    JobResult,
+    JobState,
+    JobType,
+    PipelineStatus,
+    TargetType,
+)
+
+
+def _in(field: str, choices: type[models.Choices], name: str, *, nullable: bool = False) -> models.CheckConstraint:
+    """A CHECK that keeps FIELD inside the enum: choices alone do not constrain the database."""
+    condition = Q(**{f"{field}__in": choices.values})
+    if nullable:
+        condition |= Q(**{f"{field}__isnull": True})
+    return models.CheckConstraint(condition=condition, name=name)
+
+
+def _empty_dict() -> dict[str, Any]:
+    return {}
+
+
+def _empty_list() -> list[Any]:
+    return []
+
+
+class Pipeline(models.Model):
+    """One upload or trigger: a root job and everything it chained. Status is derived from jobs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=32, choices=JobType.choices)  # the root job's type
+    status = models.CharField(max_length=16, choices=PipelineStatus.choices, default=PipelineStatus.NOT_STARTED)
+    entity_type = models.CharField(max_length=24, choices=EntityType.choices)
+    target_type = models.CharField(max_length=24, choices=TargetType.choices, null=True, blank=True)
+    ingestion_method = models.CharField(max_length=16, choices=IngestionMethod.choices)
+    module_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    data_entry_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Unit of a unit-specific run: a soft reference (the engine knows no domain tables) and
+    # the unit's code at creation, for lists and scope checks without a join.
+    unit_id = models.BigIntegerField(null=True, blank=True)
+    unit_code = models.CharField(max_length=64, blank=True, default="")
+    # Number of emission_recalc children, written by the root when it chains them.
+    expected_recalc = models.PositiveIntegerField(null=True, blank=True)
+    job_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    # True as soon as any job ends in ERROR, before the pipeline is terminal.
+    has_errors = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Console / GET /sync/pipelines default order, and keyset (cursor) pagination on it.
+            models.Index(fields=["-created_at", "-id"], name="pipeline_created_idx"),
+            # Same list filtered by status, by kind, by (module, year).
+            models.Index(fields=["status", "-created_at"], name="pipeline_status_created_idx"),
+            models.Index(fields=["kind", "-created_at"], name="pipeline_kind_created_idx"),
+            models.Index(fields=["module_type_id", "year", "-created_at"], name="pipeline_module_year_idx"),
+            # "Errors only" filter.
+            models.Index(fields=["-created_at"], condition=Q(has_errors=True), name="pipeline_errors_idx"),
+            # Reconciler sweep: non-terminal pipelines only, so its cost follows active work.
+            models.Index(fields=["created_at"], condition=Q(status__in=ACTIVE_PIPELINE_STATUSES), name="pipeline_active_idx"),
+            # A principal's view: pipelines pinned to their units.
+            models.Index(fields=["unit_id", "-created_at"], condition=Q(unit_id__isnull=False), name="pipeline_unit_idx"),
+            models.Index(fields=["created_by"], name="pipeline_created_by_idx"),
+        ]
+        constraints = [
+            _in("kind", JobType, "pipeline_kind_valid"),
+            _in("status", PipelineStatus, "pipeline_status_valid"),
+            _in("entity_type", EntityType, "pipeline_entity_type_valid"),
+            _in("target_type", TargetType, "pipeline_target_type_valid", nullable=True),
+            _in("ingestion_method", IngestionMethod, "pipeline_method_valid"),
+            # A terminal pipeline knows when it ended; an active one has not ended.
+            models.CheckConstraint(
+                condition=(Q(status__in=sorted(TERMINAL_PIPELINE_STATUSES)) & Q(finished_at__isnull=False))
+                | (Q(status__in=ACTIVE_PIPELINE_STATUSES) & Q(finished_at__isnull=True)),
+                name="pipeline_finished_at_iff_terminal",
+            ),
+            models.CheckConstraint(condition=Q(error_count__lte=models.F("job_count")), name="pipeline_error_count_le_jobs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_PIPELINE_STATUSES
+
+
+class IngestionJob(models.Model):
+    """One node of a pipeline's DAG. State writes are compare-and-set on (id, lease owner, RUNNING)."""
+
+    # RESTRICT (not CASCADE): a pipeline's history is only removed deliberately, jobs first.
+    # On PostgreSQL migration 0002 also makes the constraint immediate (not deferred), so a job
+    # inserted before its pipeline row fails at the INSERT — the reference's FK-ordering bug.
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.RESTRICT, related_name="jobs", db_index=False)
+    # The DAG edge: the job that chained this one (NULL for the root).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children", db_index=False)
+    job_type = models.CharField(max_length=32, choices=JobType.choices)
+    entity_type = models.CharField(max_length=24, choices=EntityType.choices)
+    target_type = models.CharField(max_length=24, choices=TargetType.choices, null=True, blank=True)
+    ingestion_method = models.CharField(max_length=16, choices=IngestionMethod.choices)
+    module_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    data_entry_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    unit_id = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.NOT_STARTED)
+    result = models.CharField(max_length=16, choices=JobResult.choices, null=True, blank=True)
+    status_message = models.TextField(blank=True, default="")
+    # [{"ts", "message", "state", "result"?}], append-only, last 50 kept, terminal one included.
+    status_history = models.JSONField(default=_empty_list, blank=True)
+    # config (handler input), stats, row_errors, phases, progress.
+    meta = models.JSONField(default=_empty_dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    lease_owner = models.CharField(max_length=255, null=True, blank=True)  # worker id (host:pid)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    run_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The pipeline's jobs: status recompute, snapshots, console row expand.
+            models.Index(fields=["pipeline", "id"], name="job_pipeline_idx"),
+            models.Index(fields=["parent"], name="job_parent_idx"),
+            # Worker claim: SELECT … WHERE state = NOT_STARTED ORDER BY id FOR UPDATE SKIP LOCKED.
+            models.Index(fields=["id"], condition=Q(state=JobState.NOT_STARTED), name="job_claimable_idx"),
+            # Reconciler: RUNNING jobs whose lease expired.
+            models.Index(fields=["lease_expires_at"], condition=Q(state=JobState.RUNNING), name="job_lease_idx"),
+            # Active pipelines / recalculation status of a (module, year).
+            models.Index(fields=["module_type_id", "year", "job_type"], name="job_scope_idx"),
+        ]
+        constraints = [
+            _in("job_type", JobType, "job_type_valid"),
+            _in("state", JobState, "job_state_valid"),
+            _in("result", JobResult, "job_result_valid", nullable=True),
+            _in("entity_type", EntityType, "job_entity_type_valid"),
+            _in("target_type", TargetType, "job_target_type_valid", nullable=True),
+            _in("ingestion_method", IngestionMethod, "job_method_valid"),
+            # A result exists exactly when the job is FINISHED, and then it has an end time.
+            models.CheckConstraint(
+                condition=(Q(state=JobState.FINISHED) & Q(result__isnull=False) & Q(finished_at__isnull=False))
+                | (~Q(state=JobState.FINISHED) & Q(result__isnull=True)),
+                name="job_result_iff_finished",
+            ),
+            # Only a RUNNING job has a lease; every other state has none to compare-and-set on.
+            models.CheckConstraint(
+                condition=(Q(state=JobState.RUNNING) & Q(lease_owner__isnull=False) & Q(lease_expires_at__isnull=False))
+                | (~Q(state=JobState.RUNNING) & Q(lease_owner__isnull=True) & Q(lease_expires_at__isnull=True)),
+                name="job_lease_iff_running",
+            ),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="job_max_attempts_positive"),
+            # One active aggregation per (module, year): the safety net behind coalescing.
+            models.UniqueConstraint(
+                fields=["module_type_id", "year"],
+                condition=Q(job_type=JobType.AGGREGATION, state__in=ACTIVE_JOB_STATES),
+                name="job_one_active_aggregation",
+            ),
+            # One active emission_recalc per (module, det, year): back-to-back uploads dedup on it.
+            # NULLs are distinct, so the scope must be complete for the rule to hold.
+            models.UniqueConstraint(
+                fields=["module_type_id", "data_entry_type_id", "year"],
+                condition=Q(
+                    job_type=JobType.EMISSION_RECALC,
+                    state__in=ACTIVE_JOB_STATES,
+                    module_type_id__isnull=False,
+                    data_entry_type_id__isnull=False,
+                    year__isnull=False,
+                ),
+                name="job_one_active_emission_recalc",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_type} #{self.pk}"
+
+
+class Worker(models.Model):
+    """A live worker process, registered at start, heartbeated, removed on clean exit."""
+
+    id = models.CharField(max_length=255, primary_key=True)  # host:pid
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    git_sha = models.CharField(max_length=64, blank=True, default="")
+    version = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat_at = models.DateTimeField(default=timezone.now)
+    current_job = models.ForeignKey(
+        IngestionJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Workers panel and health: workers seen in the last few heartbeats.
+            models.Index(fields=["-last_heartbeat_at"], name="worker_heartbeat_idx"),
+            models.Index(fields=["current_job"], name="worker_current_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
