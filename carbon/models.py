@@ -27,7 +27,9 @@ from carbon.choices import (
 )
 
 
-def _choices_check(field: str, choices: type[models.Choices], name: str, *, nullable: bool = False) -> models.CheckConstraint:
+def _choices_check(
+    field: str, choices: type[models.Choices], name: str, *, nullable: bool = False
+) -> models.CheckConstraint:
     """A CHECK that keeps FIELD inside the enum: choices alone do not constrain the database."""
     condition = Q(**{f"{field}__in": choices.values})
     if nullable:
@@ -59,7 +61,9 @@ class DataEntryType(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True)
     code = models.CharField(max_length=64)
     label = models.CharField(max_length=128)
-    module_type = models.ForeignKey(ModuleType, on_delete=models.PROTECT, related_name="data_entry_types", db_index=False)
+    module_type = models.ForeignKey(
+        ModuleType, on_delete=models.PROTECT, related_name="data_entry_types", db_index=False
+    )
 
     class Meta:
         ordering = ["id"]
@@ -76,7 +80,9 @@ class DataEntryType(models.Model):
 class EmissionType(models.Model):
     id = models.PositiveIntegerField(primary_key=True)
     code = models.CharField(max_length=128)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False
+    )
     scope = models.PositiveSmallIntegerField(choices=Scope.choices, null=True, blank=True)
     category = models.CharField(max_length=64, choices=EmissionCategory.choices, null=True, blank=True)
     # Per-entry sums (60100 rooms, 40000 headcount): never added into totals.
@@ -118,7 +124,9 @@ class Unit(models.Model):
     # (a page may deliver a child before its parent).
     parent_institutional_code = models.CharField(max_length=32, null=True, blank=True)
     parent_institutional_id = models.CharField(max_length=32, null=True, blank=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", db_index=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", db_index=False
+    )
     # Space-separated codes from the root to this unit, self included: subtree = token match.
     path_institutional_code = models.CharField(max_length=512, blank=True, default="")
     path_institutional_id = models.CharField(max_length=512, blank=True, default="")
@@ -126,7 +134,9 @@ class Unit(models.Model):
     unit_type_id = models.IntegerField(null=True, blank=True)
     unit_type_label = models.CharField(max_length=128, blank=True, default="")
     principal_user_institutional_id = models.CharField(max_length=32, null=True, blank=True)
-    principal = models.ForeignKey("carbon.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="principal_of", db_index=False)
+    principal = models.ForeignKey(
+        "carbon.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="principal_of", db_index=False
+    )
     is_active = models.BooleanField(default=True)
     # Which unit directory last wrote the row (URL or file path).
     source = models.CharField(max_length=512, blank=True, default="")
@@ -180,7 +190,9 @@ class RoleAssignment(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_assignments", db_index=False)
     role = models.CharField(max_length=64, choices=RoleName.choices)
     # NULL = global. Back office on a unit covers its subtree.
-    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.CASCADE, related_name="role_assignments", db_index=False)
+    unit = models.ForeignKey(
+        Unit, null=True, blank=True, on_delete=models.CASCADE, related_name="role_assignments", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -199,7 +211,8 @@ class RoleAssignment(models.Model):
             # NULLs are distinct in a unique index: a second constraint for the global rows.
             models.UniqueConstraint(fields=["user", "role"], condition=Q(unit__isnull=True), name="role_unique_global"),
             models.CheckConstraint(
-                condition=~Q(role__in=sorted(UNIT_SCOPED_ROLES)) | Q(unit__isnull=False), name="role_unit_scoped_needs_unit"
+                condition=~Q(role__in=sorted(UNIT_SCOPED_ROLES)) | Q(unit__isnull=False),
+                name="role_unit_scoped_needs_unit",
             ),
             models.CheckConstraint(
                 condition=~Q(role__in=sorted(GLOBAL_ONLY_ROLES)) | Q(unit__isnull=True), name="role_global_has_no_unit"
@@ -318,7 +331,9 @@ class CarbonReportModule(models.Model):
 class DataEntry(models.Model):
     """One activity row. ``data`` holds the validated, normalised values of its columns."""
 
-    carbon_report_module = models.ForeignKey(CarbonReportModule, on_delete=models.PROTECT, related_name="data_entries", db_index=False)
+    carbon_report_module = models.ForeignKey(
+        CarbonReportModule, on_delete=models.PROTECT, related_name="data_entries", db_index=False
+    )
     data_entry_type = models.ForeignKey(DataEntryType, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Denormalised from the report module so that a per-year replace and a recalc slice are
     # single-table range scans.
@@ -331,7 +346,9 @@ class DataEntry(models.Model):
     # Soft reference to the ingestion job that wrote the row (no FK: jobs may be pruned
     # while their data stays).
     source_job_id = models.BigIntegerField(null=True, blank=True)
-    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -361,10 +378,14 @@ class DataEntryEmission(models.Model):
 
     data_entry = models.ForeignKey(DataEntry, on_delete=models.CASCADE, related_name="emissions", db_index=False)
     # Denormalised so that aggregation sums emissions per report module without joining entries.
-    carbon_report_module = models.ForeignKey(CarbonReportModule, on_delete=models.CASCADE, related_name="+", db_index=False)
+    carbon_report_module = models.ForeignKey(
+        CarbonReportModule, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     emission_type = models.ForeignKey(EmissionType, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Factors are never deleted; SET_NULL (not the reference's CASCADE) keeps figures if one is.
-    primary_factor = models.ForeignKey("carbon.Factor", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    primary_factor = models.ForeignKey(
+        "carbon.Factor", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     kg_co2eq = models.FloatField()
     additional_value = models.FloatField(null=True, blank=True)
     scope = models.PositiveSmallIntegerField(choices=Scope.choices, null=True, blank=True)
@@ -387,7 +408,9 @@ class DataEntryEmission(models.Model):
         ]
         constraints = [
             _choices_check("scope", Scope, "emission_scope_valid", nullable=True),
-            models.CheckConstraint(condition=Q(is_rollup=False) | Q(scope__isnull=True), name="emission_rollup_has_no_scope"),
+            models.CheckConstraint(
+                condition=Q(is_rollup=False) | Q(scope__isnull=True), name="emission_rollup_has_no_scope"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -472,7 +495,9 @@ class Location(models.Model):
             # Upsert key of reference_ingest.
             models.UniqueConstraint(fields=["natural_key"], name="location_unique_natural_key"),
             _choices_check("transport_mode", TransportMode, "location_mode_valid"),
-            models.CheckConstraint(condition=Q(latitude__gte=-90) & Q(latitude__lte=90), name="location_latitude_range"),
+            models.CheckConstraint(
+                condition=Q(latitude__gte=-90) & Q(latitude__lte=90), name="location_latitude_range"
+            ),
             models.CheckConstraint(
                 condition=Q(longitude__gte=-180) & Q(longitude__lte=180), name="location_longitude_range"
             ),

@@ -35,9 +35,7 @@ MODULE_DATA_ENTRY_TYPES: dict[M, tuple[D, ...]] = {
     M.PROCESS_EMISSIONS: (D.PROCESS_EMISSIONS,),
 }
 
-DATA_ENTRY_TYPE_MODULE: dict[D, M] = {
-    det: module for module, dets in MODULE_DATA_ENTRY_TYPES.items() for det in dets
-}
+DATA_ENTRY_TYPE_MODULE: dict[D, M] = {det: module for module, dets in MODULE_DATA_ENTRY_TYPES.items() for det in dets}
 
 
 @dataclass(frozen=True, slots=True)

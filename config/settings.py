@@ -50,10 +50,11 @@ else:
     )
 
 # --- Security -------------------------------------------------------------------------------
-_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+# Refused below when DEBUG is off.
+_DEV_FALLBACK_KEY = "dev-only-insecure-key-do-not-use-in-production"
 DEBUG = env_bool("DEBUG", EMBEDDED)
-SECRET_KEY = env_str("SECRET_KEY", None) or _DEV_SECRET_KEY
-if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+SECRET_KEY = env_str("SECRET_KEY", None) or _DEV_FALLBACK_KEY
+if not DEBUG and SECRET_KEY == _DEV_FALLBACK_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY: must be set when DEBUG is off (production); generate one with "
         "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
@@ -131,6 +132,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Serve admin/console assets from the ASGI app itself (no separate web server needed); turn
+# off when a reverse proxy serves STATIC_ROOT after `collectstatic`.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
 STATIC_ROOT = BASE_DIR / "var" / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

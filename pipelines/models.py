@@ -88,9 +88,13 @@ class Pipeline(models.Model):
             # "Errors only" filter.
             models.Index(fields=["-created_at"], condition=Q(has_errors=True), name="pipeline_errors_idx"),
             # Reconciler sweep: non-terminal pipelines only, so its cost follows active work.
-            models.Index(fields=["created_at"], condition=Q(status__in=ACTIVE_PIPELINE_STATUSES), name="pipeline_active_idx"),
+            models.Index(
+                fields=["created_at"], condition=Q(status__in=ACTIVE_PIPELINE_STATUSES), name="pipeline_active_idx"
+            ),
             # A principal's view: pipelines pinned to their units.
-            models.Index(fields=["unit_id", "-created_at"], condition=Q(unit_id__isnull=False), name="pipeline_unit_idx"),
+            models.Index(
+                fields=["unit_id", "-created_at"], condition=Q(unit_id__isnull=False), name="pipeline_unit_idx"
+            ),
             models.Index(fields=["created_by"], name="pipeline_created_by_idx"),
         ]
         constraints = [
@@ -101,11 +105,13 @@ class Pipeline(models.Model):
             _in("ingestion_method", IngestionMethod, "pipeline_method_valid"),
             # A terminal pipeline knows when it ended; an active one has not ended.
             models.CheckConstraint(
-                condition=(Q(status__in=sorted(TERMINAL_PIPELINE_STATUSES)) & Q(finished_at__isnull=False))
-                | (Q(status__in=ACTIVE_PIPELINE_STATUSES) & Q(finished_at__isnull=True)),
+                condition=(~Q(status__in=sorted(TERMINAL_PIPELINE_STATUSES)) | Q(finished_at__isnull=False))
+                & (~Q(status__in=ACTIVE_PIPELINE_STATUSES) | Q(finished_at__isnull=True)),
                 name="pipeline_finished_at_iff_terminal",
             ),
-            models.CheckConstraint(condition=Q(error_count__lte=models.F("job_count")), name="pipeline_error_count_le_jobs"),
+            models.CheckConstraint(
+                condition=Q(error_count__lte=models.F("job_count")), name="pipeline_error_count_le_jobs"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -124,7 +130,9 @@ class IngestionJob(models.Model):
     # inserted before its pipeline row fails at the INSERT — the reference's FK-ordering bug.
     pipeline = models.ForeignKey(Pipeline, on_delete=models.RESTRICT, related_name="jobs", db_index=False)
     # The DAG edge: the job that chained this one (NULL for the root).
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children", db_index=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children", db_index=False
+    )
     job_type = models.CharField(max_length=32, choices=JobType.choices)
     entity_type = models.CharField(max_length=24, choices=EntityType.choices)
     target_type = models.CharField(max_length=24, choices=TargetType.choices, null=True, blank=True)

@@ -19,11 +19,17 @@ def reference_rows_sync(apps: Any, schema_editor: Any) -> None:
     data_entry_type = apps.get_model("carbon", "DataEntryType")
     emission_type = apps.get_model("carbon", "EmissionType")
     for module in ModuleTypeId:
-        module_type.objects.update_or_create(id=module.value, defaults={"code": module.name.lower(), "label": module.label})
+        module_type.objects.update_or_create(
+            id=module.value, defaults={"code": module.name.lower(), "label": module.label}
+        )
     for det in DataEntryTypeId:
         data_entry_type.objects.update_or_create(
             id=det.value,
-            defaults={"code": det.name.lower(), "label": det.label, "module_type_id": DATA_ENTRY_TYPE_MODULE[det].value},
+            defaults={
+                "code": det.name.lower(),
+                "label": det.label,
+                "module_type_id": DATA_ENTRY_TYPE_MODULE[det].value,
+            },
         )
     # Parents come before their children in EMISSION_TYPES.
     for row in EMISSION_TYPES:

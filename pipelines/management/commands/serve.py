@@ -1,0 +1,89 @@
+"""manage.py serve — the embedded all-in-one.
+
+Algorithm:
+1. Apply migrations.
+2. Ensure an admin login exists (created with a random password on first run, remembered in
+   ``var/admin-login.txt``) and print it with the URL.
+3. Start the web server (daphne, HTTP + websockets) as a child process.
+4. Wait; on Ctrl-C / SIGTERM stop every child and exit; if a child dies, stop the others and
+   exit with its code.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from carbon.services import admin_user_ensure
+
+
+class Command(BaseCommand):
+    help = "Migrate, ensure an admin login, and run the web server (the embedded all-in-one)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+        parser.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        login = admin_user_ensure(username="admin", password_file=settings.BASE_DIR / "var" / "admin-login.txt")
+        url = f"http://{options['host']}:{options['port']}/admin/"
+        self.stdout.write(self.style.SUCCESS(f"carbon-pipeline on {url}"))
+        if login.password:
+            self.stdout.write(f"  login: {login.username} / {login.password}  (kept in var/admin-login.txt)")
+        else:
+            self.stdout.write(f"  login: {login.username} (password set earlier; `manage.py changepassword` resets it)")
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    options["host"],
+                    "-p",
+                    str(options["port"]),
+                    "config.asgi:application",
+                ]
+            )
+        ]
+        self._supervise(children)
+
+    def _supervise(self, children: list[subprocess.Popen[bytes]]) -> None:
+        stopping = False
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            dead = [child for child in children if child.poll() is not None]
+            if dead:
+                exit_code = dead[0].returncode or 1
+                self.stderr.write(f"a child process exited with code {dead[0].returncode}; stopping")
+                break
+            time.sleep(0.2)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if exit_code:
+            sys.exit(exit_code)

@@ -1,0 +1,46 @@
+"""Suite-wide fixtures and the PostgreSQL gate.
+
+Tests marked ``postgres`` need PostgreSQL behaviour (advisory locks, SKIP LOCKED, immediate
+foreign keys). On SQLite they are skipped, and the run ends with a loud banner saying how
+many and how to run them. ``.ci/run`` runs the suite a second time on PostgreSQL and fails if
+PostgreSQL is unreachable, so in CI nothing is skipped for good.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+_skipped_for_postgres: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if connection.vendor == "postgresql":
+        return
+    reason = "needs PostgreSQL: runs in the PostgreSQL pass (make test-pg, or DATABASE_URL=postgres://…)"
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+            _skipped_for_postgres.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _skipped_for_postgres:
+        return
+    terminalreporter.section("PostgreSQL tests NOT RUN", sep="!", yellow=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(_skipped_for_postgres)} tests need PostgreSQL and were skipped on {connection.vendor}. "
+        "Run them with `make test-pg` (CI runs both passes).",
+        yellow=True,
+        bold=True,
+    )
+    if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        # Cannot happen (the vendor would be postgresql), but if it ever did it must not pass.
+        terminalreporter.write_line("CI=true with a PostgreSQL DATABASE_URL yet tests were skipped", red=True)
+
+
+@pytest.fixture
+def superuser(django_user_model: type) -> object:
+    return django_user_model.objects.create_superuser(username="root", email="root@example.org", password="pw-root-123")
