@@ -363,6 +363,8 @@ class DataEntry(models.Model):
             # Module pages and unit-specific replace: entries of one report module.
             models.Index(fields=["carbon_report_module", "data_entry_type"], name="entry_crm_det_idx"),
             models.Index(fields=["unit", "year"], name="entry_unit_year_idx"),
+            # Deleting a user nulls created_by: only manual entries carry one.
+            models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="entry_created_by_idx"),
         ]
         constraints = [
             _choices_check("status", DataEntryStatus, "entry_status_valid"),

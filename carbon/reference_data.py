@@ -1,14 +1,15 @@
 """Reference enumerations as rows: modules, data-entry types and the emission-type tree.
 
-Pure data (no ORM). The data migrations load it with ``reference_rows_sync`` and the module
-catalogue reads it. Ids are the reference system's (reference-domain §1.5) and are an ABI:
-append new rows, never renumber. A change here must ship with a migration that calls the
-sync again.
+Pure data; ``reference_rows_sync`` writes it through whichever app registry it is given
+(the historical one in migrations, the live one in tests after a flush). Ids are the
+reference system's (reference-domain §1.5) and are an ABI: append new rows, never renumber.
+A change here must ship with a migration that calls the sync again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import EmissionCategory as C
@@ -168,3 +169,38 @@ MODULE_EMISSION_ROOTS: dict[M, tuple[int, ...]] = {
     M.EXTERNAL_CLOUD_AND_AI: (110000,),
     M.PROCESS_EMISSIONS: (70000,),
 }
+
+
+def reference_rows_sync(apps: Any) -> None:
+    """Upsert every reference row by id (idempotent).
+
+    1. Module types from ``ModuleTypeId``; 2. data-entry types with their module;
+    3. emission types, parents before children (the order of ``EMISSION_TYPES``).
+    """
+    module_type = apps.get_model("carbon", "ModuleType")
+    data_entry_type = apps.get_model("carbon", "DataEntryType")
+    emission_type = apps.get_model("carbon", "EmissionType")
+    for module in M:
+        module_type.objects.update_or_create(
+            id=module.value, defaults={"code": module.name.lower(), "label": module.label}
+        )
+    for det in D:
+        data_entry_type.objects.update_or_create(
+            id=det.value,
+            defaults={
+                "code": det.name.lower(),
+                "label": det.label,
+                "module_type_id": DATA_ENTRY_TYPE_MODULE[det].value,
+            },
+        )
+    for row in EMISSION_TYPES:
+        emission_type.objects.update_or_create(
+            id=row.id,
+            defaults={
+                "code": row.code,
+                "parent_id": row.parent_id,
+                "scope": row.scope.value if row.scope else None,
+                "category": row.category.value if row.category else None,
+                "is_rollup": row.is_rollup,
+            },
+        )

@@ -13,6 +13,8 @@ import os
 import pytest
 from django.db import connection
 
+from carbon.models import User
+
 _skipped_for_postgres: list[str] = []
 
 
@@ -41,6 +43,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("CI=true with a PostgreSQL DATABASE_URL yet tests were skipped", red=True)
 
 
+@pytest.fixture(autouse=True)
+def _reference_rows(request: pytest.FixtureRequest) -> None:
+    """Reference enumerations, as migration 0002 loads them.
+
+    Transactional tests end by flushing every table, migration-loaded rows included; the
+    next test that touches the database gets them back here (one query when present).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+
+    from carbon.models import EmissionType
+    from carbon.reference_data import EMISSION_TYPES, reference_rows_sync
+
+    if EmissionType.objects.count() != len(EMISSION_TYPES):
+        reference_rows_sync(apps)
+
+
 @pytest.fixture
-def superuser(django_user_model: type) -> object:
+def superuser(django_user_model: type[User]) -> User:
     return django_user_model.objects.create_superuser(username="root", email="root@example.org", password="pw-root-123")

@@ -10,7 +10,7 @@ from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
 from pipelines.models import IngestionJob, Pipeline
 
 
-class UnitFactory(factory.django.DjangoModelFactory):
+class UnitFactory(factory.django.DjangoModelFactory[Unit]):
     class Meta:
         model = Unit
 
@@ -20,7 +20,7 @@ class UnitFactory(factory.django.DjangoModelFactory):
     level = 4
 
 
-class CarbonProjectFactory(factory.django.DjangoModelFactory):
+class CarbonProjectFactory(factory.django.DjangoModelFactory[CarbonProject]):
     class Meta:
         model = CarbonProject
 
@@ -28,7 +28,7 @@ class CarbonProjectFactory(factory.django.DjangoModelFactory):
     report_type = CarbonReportType.CALCULATOR
 
 
-class CarbonReportFactory(factory.django.DjangoModelFactory):
+class CarbonReportFactory(factory.django.DjangoModelFactory[CarbonReport]):
     class Meta:
         model = CarbonReport
 
@@ -37,7 +37,7 @@ class CarbonReportFactory(factory.django.DjangoModelFactory):
     year = 2025
 
 
-class CarbonReportModuleFactory(factory.django.DjangoModelFactory):
+class CarbonReportModuleFactory(factory.django.DjangoModelFactory[CarbonReportModule]):
     class Meta:
         model = CarbonReportModule
 
@@ -45,7 +45,7 @@ class CarbonReportModuleFactory(factory.django.DjangoModelFactory):
     module_type_id = 4
 
 
-class DataEntryFactory(factory.django.DjangoModelFactory):
+class DataEntryFactory(factory.django.DjangoModelFactory[DataEntry]):
     class Meta:
         model = DataEntry
 
@@ -58,7 +58,7 @@ class DataEntryFactory(factory.django.DjangoModelFactory):
     data = factory.LazyFunction(dict)
 
 
-class PipelineFactory(factory.django.DjangoModelFactory):
+class PipelineFactory(factory.django.DjangoModelFactory[Pipeline]):
     class Meta:
         model = Pipeline
 
@@ -70,7 +70,7 @@ class PipelineFactory(factory.django.DjangoModelFactory):
     year = 2025
 
 
-class IngestionJobFactory(factory.django.DjangoModelFactory):
+class IngestionJobFactory(factory.django.DjangoModelFactory[IngestionJob]):
     class Meta:
         model = IngestionJob
 

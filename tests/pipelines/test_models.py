@@ -42,14 +42,14 @@ def test_job_without_its_pipeline_row_is_rejected() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_pipeline_first_then_job_succeeds() -> None:
     with transaction.atomic():
-        pipeline = PipelineFactory()
+        pipeline = PipelineFactory.create()
         job = IngestionJob.objects.create(pipeline=pipeline, **_job_fields())
     assert IngestionJob.objects.get(pk=job.pk).pipeline_id == pipeline.pk
 
 
 @pytest.mark.django_db(transaction=True)
 def test_deleting_a_pipeline_with_jobs_fails_in_orm_and_in_database() -> None:
-    job = IngestionJobFactory()
+    job = IngestionJobFactory.create()
     pipeline = job.pipeline
     # ORM: on_delete=RESTRICT
     with pytest.raises(RestrictedError):
@@ -63,7 +63,7 @@ def test_deleting_a_pipeline_with_jobs_fails_in_orm_and_in_database() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_deleting_jobs_then_pipeline_succeeds() -> None:
-    job = IngestionJobFactory()
+    job = IngestionJobFactory.create()
     pipeline = job.pipeline
     with transaction.atomic():
         IngestionJob.objects.filter(pipeline=pipeline).delete()
@@ -93,9 +93,9 @@ def test_postgres_job_pipeline_fk_is_immediate_restrict() -> None:
 
 @pytest.mark.django_db
 def test_second_active_aggregation_for_module_year_is_rejected() -> None:
-    IngestionJobFactory(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
+    IngestionJobFactory.create(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
     with pytest.raises(IntegrityError) as excinfo, transaction.atomic():
-        IngestionJobFactory(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
+        IngestionJobFactory.create(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
     # PostgreSQL names the index; SQLite names its columns.
     expected = (
         "job_one_active_aggregation"
@@ -108,52 +108,52 @@ def test_second_active_aggregation_for_module_year_is_rejected() -> None:
 @pytest.mark.django_db
 def test_running_aggregation_blocks_a_new_one() -> None:
     now = timezone.now()
-    IngestionJobFactory(
+    IngestionJobFactory.create(
         job_type=JobType.AGGREGATION,
         state=JobState.RUNNING,
         lease_owner="host:1",
         lease_expires_at=now + timedelta(seconds=30),
     )
     with pytest.raises(IntegrityError), transaction.atomic():
-        IngestionJobFactory(job_type=JobType.AGGREGATION)
+        IngestionJobFactory.create(job_type=JobType.AGGREGATION)
 
 
 @pytest.mark.django_db
 def test_finished_aggregation_does_not_block() -> None:
-    IngestionJobFactory(
+    IngestionJobFactory.create(
         job_type=JobType.AGGREGATION, state=JobState.FINISHED, result=JobResult.SUCCESS, finished_at=timezone.now()
     )
-    IngestionJobFactory(job_type=JobType.AGGREGATION)
+    IngestionJobFactory.create(job_type=JobType.AGGREGATION)
     assert IngestionJob.objects.filter(job_type=JobType.AGGREGATION).count() == 2
 
 
 @pytest.mark.django_db
 def test_aggregations_of_other_scopes_do_not_block() -> None:
-    IngestionJobFactory(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
-    IngestionJobFactory(job_type=JobType.AGGREGATION, module_type_id=5, year=2025)
-    IngestionJobFactory(job_type=JobType.AGGREGATION, module_type_id=4, year=2026)
+    IngestionJobFactory.create(job_type=JobType.AGGREGATION, module_type_id=4, year=2025)
+    IngestionJobFactory.create(job_type=JobType.AGGREGATION, module_type_id=5, year=2025)
+    IngestionJobFactory.create(job_type=JobType.AGGREGATION, module_type_id=4, year=2026)
     assert IngestionJob.objects.count() == 3
 
 
 @pytest.mark.django_db
 def test_second_active_emission_recalc_for_module_det_year_is_rejected() -> None:
-    IngestionJobFactory(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
+    IngestionJobFactory.create(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
     with pytest.raises(IntegrityError), transaction.atomic():
-        IngestionJobFactory(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
+        IngestionJobFactory.create(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
     # another det of the same module is a different scope
-    IngestionJobFactory(job_type=JobType.EMISSION_RECALC, data_entry_type_id=11)
+    IngestionJobFactory.create(job_type=JobType.EMISSION_RECALC, data_entry_type_id=11)
 
 
 @pytest.mark.django_db
 def test_finished_emission_recalc_does_not_block() -> None:
-    IngestionJobFactory(
+    IngestionJobFactory.create(
         job_type=JobType.EMISSION_RECALC,
         data_entry_type_id=10,
         state=JobState.FINISHED,
         result=JobResult.ERROR,
         finished_at=timezone.now(),
     )
-    IngestionJobFactory(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
+    IngestionJobFactory.create(job_type=JobType.EMISSION_RECALC, data_entry_type_id=10)
 
 
 @pytest.mark.django_db
@@ -162,7 +162,7 @@ def test_finished_emission_recalc_does_not_block() -> None:
 )
 def test_other_job_types_are_not_deduplicated(job_type: JobType) -> None:
     for _ in range(3):
-        IngestionJobFactory(job_type=job_type, data_entry_type_id=10, module_type_id=4, year=2025)
+        IngestionJobFactory.create(job_type=job_type, data_entry_type_id=10, module_type_id=4, year=2025)
     assert IngestionJob.objects.filter(job_type=job_type).count() == 3
 
 
@@ -201,7 +201,7 @@ def test_postgres_partial_unique_indexes_exist_with_their_predicates() -> None:
     ],
 )
 def test_job_check_constraints(fields: dict[str, object], constraint: str) -> None:
-    pipeline = PipelineFactory()
+    pipeline = PipelineFactory.create()
     with pytest.raises(IntegrityError) as excinfo, transaction.atomic():
         IngestionJob.objects.create(pipeline=pipeline, **_job_fields(**fields))
     assert constraint in str(excinfo.value)
@@ -220,5 +220,5 @@ def test_job_check_constraints(fields: dict[str, object], constraint: str) -> No
 )
 def test_pipeline_check_constraints(fields: dict[str, object], constraint: str) -> None:
     with pytest.raises(IntegrityError) as excinfo, transaction.atomic():
-        PipelineFactory(**fields)
+        PipelineFactory.create(**fields)
     assert constraint in str(excinfo.value)
