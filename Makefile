@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/carbon_pipeline
+PORT ?= 8000
 
 .PHONY: help install run test test-pg test-fast lint format migrate clean
 
@@ -20,7 +21,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 run: install
-	$(PY) manage.py serve
+	$(PY) manage.py serve --port $(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,6 @@ naming the variable.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -46,7 +45,7 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # Each process names itself (worker, reconciler, web) in pg_stat_activity.
     DATABASES["default"]["OPTIONS"].setdefault(
-        "application_name", os.environ.get("CARBON_PROCESS_NAME", "carbon-pipeline")
+        "application_name", env_str("CARBON_PROCESS_NAME", "carbon-pipeline")
     )
 
 # --- Security -------------------------------------------------------------------------------
