@@ -44,9 +44,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})
     # Each process names itself (worker, reconciler, web) in pg_stat_activity.
-    DATABASES["default"]["OPTIONS"].setdefault(
-        "application_name", env_str("CARBON_PROCESS_NAME", "carbon-pipeline")
-    )
+    DATABASES["default"]["OPTIONS"].setdefault("application_name", env_str("CARBON_PROCESS_NAME", "carbon-pipeline"))
 
 # --- Security -------------------------------------------------------------------------------
 # Refused below when DEBUG is off.
