@@ -46,6 +46,12 @@ else:
     # Each process names itself (worker, reconciler, web) in pg_stat_activity.
     DATABASES["default"]["OPTIONS"].setdefault("application_name", env_str("CARBON_PROCESS_NAME", "carbon-pipeline"))
 
+# The engine writes job state (progress, history, cancellation checks) on a second connection
+# in autocommit, so that rolling back a handler's data transaction never loses them. On
+# SQLite there is one writer, so job state shares the data connection (see pipelines.db).
+if not EMBEDDED:
+    DATABASES["jobs"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+
 # --- Security -------------------------------------------------------------------------------
 # Refused below when DEBUG is off.
 _DEV_FALLBACK_KEY = "dev-only-insecure-key-do-not-use-in-production"

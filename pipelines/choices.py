@@ -71,6 +71,11 @@ class IngestionMethod(models.TextChoices):
     COMPUTED = "computed", "Computed"
 
 
+class WorkerKind(models.TextChoices):
+    WORKER = "worker", "Worker"
+    RECONCILER = "reconciler", "Reconciler"
+
+
 # The reference system's integer values (persisted ABI there; accepted on input here).
 REFERENCE_INT: dict[type[models.TextChoices], dict[int, str]] = {
     EntityType: {1: EntityType.MODULE_PER_YEAR, 2: EntityType.MODULE_UNIT_SPECIFIC, 3: EntityType.GLOBAL_PER_YEAR},

@@ -25,6 +25,7 @@ from pipelines.choices import (
     JobType,
     PipelineStatus,
     TargetType,
+    WorkerKind,
 )
 
 
@@ -152,8 +153,12 @@ class IngestionJob(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=3)
     lease_owner = models.CharField(max_length=255, null=True, blank=True)  # worker id (host:pid)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
+    # Set by abort; a running handler stops at its next progress write. The reconciler forces
+    # a job that has not stopped one lease later.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     run_after = models.DateTimeField(null=True, blank=True)
+    # This job settled its fan-in group (chained, requeued or coalesced into the aggregation).
+    closed_fan_in = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -169,6 +174,12 @@ class IngestionJob(models.Model):
             models.Index(fields=["id"], condition=Q(state=JobState.NOT_STARTED), name="job_claimable_idx"),
             # Reconciler: RUNNING jobs whose lease expired.
             models.Index(fields=["lease_expires_at"], condition=Q(state=JobState.RUNNING), name="job_lease_idx"),
+            # Reconciler: aborted jobs that did not stop.
+            models.Index(
+                fields=["cancel_requested_at"],
+                condition=Q(state=JobState.RUNNING, cancel_requested_at__isnull=False),
+                name="job_cancel_pending_idx",
+            ),
             # Active pipelines / recalculation status of a (module, year).
             models.Index(fields=["module_type_id", "year", "job_type"], name="job_scope_idx"),
         ]
@@ -218,9 +229,10 @@ class IngestionJob(models.Model):
 
 
 class Worker(models.Model):
-    """A live worker process, registered at start, heartbeated, removed on clean exit."""
+    """A live worker (or reconciler) process, registered at start, heartbeated, removed on clean exit."""
 
-    id = models.CharField(max_length=255, primary_key=True)  # host:pid
+    id = models.CharField(max_length=255, primary_key=True)  # kind:host:pid
+    kind = models.CharField(max_length=16, choices=WorkerKind.choices, default=WorkerKind.WORKER)
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     git_sha = models.CharField(max_length=64, blank=True, default="")
@@ -238,6 +250,7 @@ class Worker(models.Model):
             models.Index(fields=["-last_heartbeat_at"], name="worker_heartbeat_idx"),
             models.Index(fields=["current_job"], name="worker_current_job_idx"),
         ]
+        constraints = [_in("kind", WorkerKind, "worker_kind_valid")]
 
     def __str__(self) -> str:
         return self.id

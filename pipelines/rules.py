@@ -1,0 +1,221 @@
+"""Status rules of the engine: pure functions over plain values (no ORM, no clock).
+
+Everything here is decided from job states, never from counters, so any process that reads
+the same committed rows reaches the same answer (SPEC §5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipelines.choices import JobResult, JobState, JobType, PipelineStatus
+
+HISTORY_LIMIT = 50
+MESSAGE_REASON_LIMIT = 200
+
+# A job of the key type fans in to one job of the value type once every sibling (same
+# pipeline, same parent) of the key type has finished.
+FAN_IN: Mapping[str, str] = {JobType.EMISSION_RECALC: JobType.AGGREGATION}
+
+PHASE_LABELS = {1: "data", 2: "emissions", 3: "aggregation"}
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """What the rules need to know about one job."""
+
+    id: int
+    parent_id: int | None
+    job_type: str
+    state: str
+    result: str | None = None
+    status_message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # True when this job settled its fan-in group: it chained (or requeued) the group's
+    # aggregation, or found an active one of the same scope to coalesce into.
+    closed_fan_in: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state == JobState.FINISHED
+
+    @property
+    def failed(self) -> bool:
+        return self.state == JobState.FINISHED and self.result == JobResult.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineVerdict:
+    status: PipelineStatus
+    has_errors: bool
+    job_count: int
+    error_count: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_error: str
+    phase: int
+    phases_total: int = 3
+
+    @property
+    def phase_label(self) -> str:
+        return PHASE_LABELS[self.phase]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status not in (PipelineStatus.NOT_STARTED, PipelineStatus.RUNNING)
+
+
+def fan_in_groups(jobs: Iterable[JobView]) -> dict[tuple[str, int | None], list[JobView]]:
+    """Siblings that fan in together, keyed by (job type, parent id)."""
+    groups: dict[tuple[str, int | None], list[JobView]] = {}
+    for job in jobs:
+        if job.job_type in FAN_IN:
+            groups.setdefault((job.job_type, job.parent_id), []).append(job)
+    return groups
+
+
+def fan_in_due(group: Sequence[JobView]) -> bool:
+    """A group needs its fan-in job when all members finished and at least one produced data.
+
+    When every member failed or was cancelled nothing changed, so there is nothing to fan in.
+    """
+    return all(j.finished for j in group) and any(j.result in (JobResult.SUCCESS, JobResult.WARNING) for j in group)
+
+
+def fan_in_open(group: Sequence[JobView]) -> bool:
+    """The group is due but no member settled it: a fan-in job is missing."""
+    return fan_in_due(group) and not any(j.closed_fan_in for j in group)
+
+
+def informative(message: str) -> bool:
+    return message.strip().lower() not in {"", "success"}
+
+
+def pipeline_verdict(jobs: Sequence[JobView], *, expected_recalc: int | None = None) -> PipelineVerdict:
+    """The pipeline's status from its jobs (SPEC §5.2).
+
+    1. No job, or none claimed yet → NOT_STARTED.
+    2. Not every job FINISHED, or a fan-in group is due but not settled → RUNNING (with
+       ``has_errors`` already true if any job ended in ERROR).
+    3. Otherwise terminal: any CANCELLED job → CANCELLED; root ERROR → FAILED (its data did not
+       land); any other ERROR → PARTIAL; else SUCCESS. WARNING never makes a pipeline PARTIAL.
+    """
+    ordered = sorted(jobs, key=lambda j: j.id)
+    errored = [j for j in ordered if j.failed]
+    status = _status(ordered, errored)
+    started = [j.started_at for j in ordered if j.started_at is not None]
+    finished = [j.finished_at for j in ordered if j.finished_at is not None]
+    terminal = status not in (PipelineStatus.NOT_STARTED, PipelineStatus.RUNNING)
+    return PipelineVerdict(
+        status=status,
+        has_errors=bool(errored),
+        job_count=len(ordered),
+        error_count=len(errored),
+        started_at=min(started) if started else None,
+        finished_at=max(finished) if terminal and finished else None,
+        last_error=_first_informative_error(errored),
+        phase=_phase(ordered, expected_recalc),
+    )
+
+
+def _status(ordered: Sequence[JobView], errored: Sequence[JobView]) -> PipelineStatus:
+    if all(j.state == JobState.NOT_STARTED and j.started_at is None for j in ordered):
+        return PipelineStatus.NOT_STARTED  # also the empty pipeline
+    settled = all(j.finished for j in ordered) and not any(
+        fan_in_open(group) for group in fan_in_groups(ordered).values()
+    )
+    if not settled:
+        return PipelineStatus.RUNNING
+    if any(j.result == JobResult.CANCELLED for j in ordered):
+        return PipelineStatus.CANCELLED
+    if ordered[0].failed:
+        return PipelineStatus.FAILED
+    if errored:
+        return PipelineStatus.PARTIAL
+    return PipelineStatus.SUCCESS
+
+
+def _first_informative_error(errored: Sequence[JobView]) -> str:
+    for job in errored:
+        if informative(job.status_message):
+            return job.status_message
+    return errored[0].status_message if errored else ""
+
+
+def _phase(ordered: Sequence[JobView], expected_recalc: int | None) -> int:
+    """1 = data (root running), 2 = emissions (recalcs running), 3 = aggregation."""
+    if not ordered or not ordered[0].finished:
+        return 1
+    recalcs = [j for j in ordered if j.job_type == JobType.EMISSION_RECALC]
+    expected = expected_recalc if expected_recalc is not None else len(recalcs)
+    if sum(1 for j in recalcs if j.finished) < expected:
+        return 2
+    return 3
+
+
+# --- Messages ------------------------------------------------------------------------------
+
+
+def cap_reason(reason: str, limit: int = MESSAGE_REASON_LIMIT) -> str:
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+def first_row_error(meta: Mapping[str, Any]) -> str:
+    """The first row error's reason, wherever the provider stored it (top level or under stats)."""
+    for container in (meta, meta.get("stats") or {}):
+        rows = container.get("row_errors") if isinstance(container, Mapping) else None
+        if isinstance(rows, list):
+            for row in rows:
+                if isinstance(row, Mapping) and str(row.get("reason") or "").strip():
+                    where = [f"row {row['row']}"] if row.get("row") is not None else []
+                    if row.get("column"):
+                        where.append(f"column {row['column']}")
+                    prefix = f"{', '.join(where)}: " if where else ""
+                    return prefix + str(row["reason"]).strip()
+    return ""
+
+
+def final_message(result: str, message: str, meta: Mapping[str, Any]) -> str:
+    """The terminal status message of a job (reference-pipeline-core §8, fixed).
+
+    A job that did not succeed never reports "Success": an empty or "Success" message becomes
+    "<RESULT>: <inserted> inserted, <skipped> skipped — first error: <reason>" (reason capped
+    at 200 characters), with the first row error found wherever the provider stored it. A real
+    message is kept; a SUCCESS keeps its message.
+    """
+    if result == JobResult.SUCCESS:
+        return message.strip() or "Success"
+    if informative(message):
+        return message.strip()
+    raw_stats = meta.get("stats")
+    stats: Mapping[str, Any] = raw_stats if isinstance(raw_stats, Mapping) else {}
+    inserted = meta.get("inserted", stats.get("inserted", stats.get("rows_processed", 0)))
+    skipped = meta.get("skipped", stats.get("skipped", stats.get("rows_skipped", 0)))
+    text = f"{result}: {inserted} inserted, {skipped} skipped"
+    reason = first_row_error(meta)
+    if reason:
+        text += f" — first error: {cap_reason(reason)}"
+    return text
+
+
+def history_append(history: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Append ENTRY, keeping the last HISTORY_LIMIT entries (terminal ones included)."""
+    merged = [dict(item) for item in history] + [dict(entry)]
+    return merged[-HISTORY_LIMIT:]
+
+
+def fan_in_config(payloads: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Union of the siblings' fan-in payloads: lists are merged (sorted, unique), scalars kept."""
+    merged: dict[str, Any] = {}
+    for payload in payloads:
+        for key, value in payload.items():
+            if isinstance(value, list):
+                merged[key] = sorted(set(merged.get(key, [])) | set(value))
+            else:
+                merged.setdefault(key, value)
+    return merged

@@ -1,0 +1,98 @@
+"""Reads of the pipelines engine."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from pipelines import rules
+from pipelines.db import DATA_ALIAS
+from pipelines.models import IngestionJob, Pipeline
+
+JOB_VIEW_FIELDS = (
+    "id",
+    "parent_id",
+    "job_type",
+    "state",
+    "result",
+    "status_message",
+    "started_at",
+    "finished_at",
+    "closed_fan_in",
+)
+
+
+def job_views(jobs: QuerySet[IngestionJob] | list[dict[str, Any]]) -> list[rules.JobView]:
+    """The rules' view of jobs, from a queryset (one query) or rows already read."""
+    rows = jobs.values(*JOB_VIEW_FIELDS) if isinstance(jobs, QuerySet) else jobs
+    return [rules.JobView(**{name: row[name] for name in JOB_VIEW_FIELDS}) for row in rows]
+
+
+SNAPSHOT_JOB_FIELDS = (
+    "id",
+    "parent_id",
+    "job_type",
+    "state",
+    "result",
+    "status_message",
+    "attempts",
+    "max_attempts",
+    "lease_owner",
+    "module_type_id",
+    "data_entry_type_id",
+    "year",
+    "closed_fan_in",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def pipeline_snapshot(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> dict[str, Any] | None:
+    """A full snapshot of one pipeline (never a delta), as pushed live and served by the API.
+
+    Two queries: the pipeline row and its jobs.
+    """
+    pipeline = Pipeline.objects.using(using).filter(pk=pipeline_id).first()
+    if pipeline is None:
+        return None
+    jobs = list(
+        IngestionJob.objects.using(using).filter(pipeline_id=pipeline_id).order_by("id").values(*SNAPSHOT_JOB_FIELDS)
+    )
+    verdict = rules.pipeline_verdict(job_views(jobs), expected_recalc=pipeline.expected_recalc)
+    return {
+        "id": str(pipeline.pk),
+        "kind": pipeline.kind,
+        "status": pipeline.status,
+        "has_errors": pipeline.has_errors,
+        "entity_type": pipeline.entity_type,
+        "ingestion_method": pipeline.ingestion_method,
+        "module_type_id": pipeline.module_type_id,
+        "data_entry_type_id": pipeline.data_entry_type_id,
+        "year": pipeline.year,
+        "unit_id": pipeline.unit_id,
+        "unit_code": pipeline.unit_code,
+        "job_count": pipeline.job_count,
+        "error_count": pipeline.error_count,
+        "last_error": pipeline.last_error,
+        "created_at": _iso(pipeline.created_at),
+        "started_at": _iso(pipeline.started_at),
+        "finished_at": _iso(pipeline.finished_at),
+        "updated_at": _iso(pipeline.updated_at),
+        "cancel_requested_at": _iso(pipeline.cancel_requested_at),
+        "progress": {
+            "phase": verdict.phase,
+            "phases_total": verdict.phases_total,
+            "phase_label": verdict.phase_label,
+            "done": pipeline.is_terminal,
+            "has_error": pipeline.has_errors,
+            "status": pipeline.status,
+        },
+        "jobs": [{k: _iso(v) for k, v in job.items()} for job in jobs],
+    }
