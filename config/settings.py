@@ -28,6 +28,8 @@ _DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env_database("DATABASE_URL", _DEFAULT_DATABASE_URL)}
 EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if EMBEDDED:
+    # Tests run worker subprocesses against the test database: it must be a file, not memory.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})
     # A worker, the reconciler and the web server share the file: wait for the write lock
     # instead of failing with "database is locked", and take it up front so a read that turns

@@ -112,9 +112,11 @@ def registered_types() -> list[str]:
 
 
 @contextmanager
-def handlers_replaced(mapping: dict[str, Handler]) -> Iterator[None]:
-    """Swap handlers for the duration of a block (tests, one-off tools)."""
+def handlers_replaced(mapping: dict[str, Handler], *, exclusive: bool = False) -> Iterator[None]:
+    """Swap handlers for the duration of a block (tests, one-off tools); EXCLUSIVE drops the others."""
     saved = dict(_handlers)
+    if exclusive:
+        _handlers.clear()
     _handlers.update(mapping)
     try:
         yield

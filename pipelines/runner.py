@@ -310,8 +310,14 @@ def job_run(*, job: IngestionJob, worker_id: str, stop: StopSignal | None = None
                 run.check()
                 outcome = handler(run) or HandlerResult()
                 run.check()
+                if outcome.result == JobResult.ERROR:
+                    # A job that ends in ERROR changes nothing: no data, no children.
+                    raise _ReportedError(outcome)
                 _settle_success(run, outcome)
             result = outcome.result
+        except _ReportedError as reported:
+            run.meta.update(reported.outcome.meta)
+            result = _settle_after_rollback(run, JobResult.ERROR, reported.outcome.message)
         except JobCancelled:
             result = _settle_after_rollback(run, JobResult.CANCELLED, _cancel_message(job.pk))
         except LeaseLost:
@@ -325,6 +331,14 @@ def job_run(*, job: IngestionJob, worker_id: str, stop: StopSignal | None = None
         heartbeat.stop()
     _refresh_quietly(job)
     return result
+
+
+class _ReportedError(Exception):
+    """The handler returned an ERROR result: roll its transaction back like a raise."""
+
+    def __init__(self, outcome: HandlerResult) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
 
 
 def _refresh_quietly(job: IngestionJob) -> None:

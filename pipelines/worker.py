@@ -143,8 +143,11 @@ class WorkerLoop:
             logger.warning("worker heartbeat failed", exc_info=True)
         return True
 
-    def run(self) -> int:
+    def register(self) -> None:
         worker_register(worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid())
+
+    def run(self) -> int:
+        self.register()
         logger.info("%s: started (poll %ss)", self.worker_id, settings.WORKER_POLL_SECONDS)
         backoff = 0.5
         try:
@@ -166,7 +169,8 @@ class WorkerLoop:
                     break
                 self.waker.wait(min(settings.WORKER_POLL_SECONDS, settings.WORKER_HEARTBEAT_SECONDS))
                 try:
-                    worker_heartbeat(worker_id=self.worker_id, current_job_id=None)
+                    if not worker_heartbeat(worker_id=self.worker_id, current_job_id=None):
+                        self.register()
                 except DatabaseError:
                     connections.close_all()
         finally:
