@@ -501,14 +501,10 @@ def worker_register(*, worker_id: str, hostname: str, pid: int, kind: str = Work
     return worker
 
 
-def worker_heartbeat(*, worker_id: str, current_job_id: int | None, using: str = DATA_ALIAS) -> None:
-    updated = (
-        Worker.objects.using(using)
-        .filter(pk=worker_id)
-        .update(last_heartbeat_at=timezone.now(), current_job_id=current_job_id)
-    )
-    if not updated:
-        logger.warning("worker row %s vanished; it will be re-registered", worker_id)
+def worker_heartbeat(*, worker_id: str, current_job_id: int | None, using: str = DATA_ALIAS) -> bool:
+    """Stamp the worker's heartbeat; False when its row is gone (pruned) and must be re-registered."""
+    workers = Worker.objects.using(using).filter(pk=worker_id)
+    return bool(workers.update(last_heartbeat_at=timezone.now(), current_job_id=current_job_id))
 
 
 def worker_unregister(*, worker_id: str) -> None:
