@@ -298,17 +298,19 @@ def pipeline_abort(*, pipeline_id: UUID, user: Any = None) -> AbortOutcome:
        meantime are caught because step 4 runs after step 3 waited for that parent's row lock,
        and the claim query skips jobs of cancelled pipelines.
     """
+    marked: list[int] = []
     if not is_postgres():
-        for job_id in IngestionJob.objects.filter(pipeline_id=pipeline_id, state=JobState.RUNNING).values_list(
-            "id", flat=True
-        ):
+        running = IngestionJob.objects.filter(pipeline_id=pipeline_id, state=JobState.RUNNING)
+        marked = list(running.values_list("id", flat=True))
+        for job_id in marked:
             cancel_marks.raise_mark(job_id)
     now = timezone.now()
     reason = f"Aborted by {_actor(user)}"
     with transaction.atomic():
         pipeline = _lock_pipeline(pipeline_id)
         if pipeline.is_terminal:
-            return AbortOutcome(applied=False)
+            # On SQLite a marked job may have stopped, and ended the pipeline, while we waited.
+            return AbortOutcome(applied=bool(marked), signalled=len(marked))
         Pipeline.objects.filter(pk=pipeline_id).update(cancel_requested_at=now, updated_at=now)
         signalled = _jobs_signal_cancel(IngestionJob.objects.filter(pipeline_id=pipeline_id), reason, now)
         cancelled = _jobs_cancel_unstarted(IngestionJob.objects.filter(pipeline_id=pipeline_id), reason, now)

@@ -351,3 +351,25 @@ def test_every_change_publishes_a_full_snapshot() -> None:
     assert final["progress"]["done"] is True
     assert [j["job_type"] for j in final["jobs"]] == ["csv_ingest", "emission_recalc", "aggregation"]
     assert all(j["state"] == JobState.FINISHED for j in final["jobs"])
+
+
+def test_run_worker_once_runs_what_is_claimable_and_exits() -> None:
+    from django.core.management import call_command
+
+    pipeline = dispatch({"chain": [recalc_child(1)]})
+    call_command("run_worker", "--once", "--worker-id", "worker:cli:1")
+    pipeline.refresh_from_db()
+    assert pipeline.status == PipelineStatus.SUCCESS
+    assert not IngestionJob.objects.exclude(state=JobState.FINISHED).exists()
+
+
+def test_reconcile_pipelines_once_reports_as_json() -> None:
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    job = _stale_running_job(attempts=1)
+    out = StringIO()
+    call_command("reconcile_pipelines", "--once", "--json", stdout=out)
+    assert json.loads(out.getvalue())["requeued"] == [job.pk]

@@ -18,7 +18,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pipelines.worker import WorkerLoop
 
@@ -34,13 +34,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         concurrency = options["concurrency"]
         if concurrency < 1:
-            self.stderr.write("--concurrency must be at least 1")
-            sys.exit(2)
+            raise CommandError("--concurrency must be at least 1")
         if concurrency == 1:
             loop = WorkerLoop(worker_id=options["worker_id"], once=options["once"])
             loop.install_signal_handlers()
-            sys.exit(loop.run())
-        sys.exit(self._supervise(concurrency, once=options["once"]))
+            code = loop.run()
+        else:
+            code = self._supervise(concurrency, once=options["once"])
+        if code:
+            raise CommandError(f"worker exited with code {code}", returncode=code)
 
     def _supervise(self, concurrency: int, *, once: bool) -> int:
         argv = [sys.executable, sys.argv[0], "run_worker"] + (["--once"] if once else [])
