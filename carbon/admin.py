@@ -12,19 +12,11 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from carbon import models
+from config.admin_utils import ReadOnlyModelAdmin
 
 
-class ReferenceAdmin(admin.ModelAdmin):
+class ReferenceAdmin(ReadOnlyModelAdmin):
     """Reference enumerations come from migrations: visible, not editable."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 @admin.register(models.ModuleType)

@@ -7,8 +7,6 @@ the query or invariant that needs it. Foreign keys switch off Django's anonymous
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
@@ -25,21 +23,7 @@ from carbon.choices import (
     Scope,
     TransportMode,
 )
-
-
-def _choices_check(
-    field: str, choices: type[models.Choices], name: str, *, nullable: bool = False
-) -> models.CheckConstraint:
-    """A CHECK that keeps FIELD inside the enum: choices alone do not constrain the database."""
-    condition = Q(**{f"{field}__in": choices.values})
-    if nullable:
-        condition |= Q(**{f"{field}__isnull": True})
-    return models.CheckConstraint(condition=condition, name=name)
-
-
-def _empty_dict() -> dict[str, Any]:
-    return {}
-
+from config.db import choices_check, empty_dict
 
 # --- Reference enumerations (rows loaded by migration 0002) ----------------------------------
 
@@ -96,8 +80,8 @@ class EmissionType(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["code"], name="emission_type_unique_code"),
-            _choices_check("scope", Scope, "emission_type_scope_valid", nullable=True),
-            _choices_check("category", EmissionCategory, "emission_type_category_valid", nullable=True),
+            choices_check("scope", Scope, "emission_type_scope_valid", nullable=True),
+            choices_check("category", EmissionCategory, "emission_type_category_valid", nullable=True),
             # A rollup row is a sum of other rows: giving it a scope would count it twice.
             models.CheckConstraint(
                 condition=Q(is_rollup=False) | Q(scope__isnull=True), name="emission_type_rollup_has_no_scope"
@@ -204,7 +188,7 @@ class RoleAssignment(models.Model):
             models.Index(fields=["unit", "role"], name="role_unit_role_idx"),
         ]
         constraints = [
-            _choices_check("role", RoleName, "role_name_valid"),
+            choices_check("role", RoleName, "role_name_valid"),
             models.UniqueConstraint(
                 fields=["user", "role", "unit"], condition=Q(unit__isnull=False), name="role_unique_on_unit"
             ),
@@ -232,7 +216,7 @@ class YearConfiguration(models.Model):
     year = models.PositiveSmallIntegerField(primary_key=True)
     is_started = models.BooleanField(default=False)
     configuration_completed = models.DateTimeField(null=True, blank=True)
-    config = models.JSONField(default=_empty_dict, blank=True)
+    config = models.JSONField(default=empty_dict, blank=True)
     # The unit directory (URL or file) that provisioned the year.
     unit_source = models.CharField(max_length=512, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -260,7 +244,7 @@ class CarbonProject(models.Model):
     class Meta:
         ordering = ["unit_id", "report_type"]
         constraints = [
-            _choices_check("report_type", CarbonReportType, "project_report_type_valid"),
+            choices_check("report_type", CarbonReportType, "project_report_type_valid"),
             # One project per unit and type: unit_sync finds-or-creates the Calculator project.
             models.UniqueConstraint(fields=["unit", "report_type"], name="project_unique_unit_type"),
             models.CheckConstraint(
@@ -293,7 +277,7 @@ class CarbonReport(models.Model):
             models.Index(fields=["unit", "year"], name="report_unit_year_idx"),
         ]
         constraints = [
-            _choices_check("overall_status", ModuleStatus, "report_overall_status_valid"),
+            choices_check("overall_status", ModuleStatus, "report_overall_status_valid"),
             # ON CONFLICT target of unit_sync's report provisioning.
             models.UniqueConstraint(fields=["project", "year"], name="report_unique_project_year"),
         ]
@@ -316,7 +300,7 @@ class CarbonReportModule(models.Model):
             models.Index(fields=["module_type", "report"], name="crm_module_report_idx"),
         ]
         constraints = [
-            _choices_check("status", ModuleStatus, "crm_status_valid"),
+            choices_check("status", ModuleStatus, "crm_status_valid"),
             # Also serves "the modules of a report" (leading column).
             models.UniqueConstraint(fields=["report", "module_type"], name="crm_unique_report_module"),
         ]
@@ -340,7 +324,7 @@ class DataEntry(models.Model):
     module_type = models.ForeignKey(ModuleType, on_delete=models.PROTECT, related_name="+", db_index=False)
     year = models.PositiveSmallIntegerField()
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+", db_index=False)
-    data = models.JSONField(default=_empty_dict)
+    data = models.JSONField(default=empty_dict)
     status = models.PositiveSmallIntegerField(choices=DataEntryStatus.choices, default=DataEntryStatus.PENDING)
     source = models.PositiveSmallIntegerField(choices=DataEntrySource.choices)
     # Soft reference to the ingestion job that wrote the row (no FK: jobs may be pruned
@@ -367,8 +351,8 @@ class DataEntry(models.Model):
             models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="entry_created_by_idx"),
         ]
         constraints = [
-            _choices_check("status", DataEntryStatus, "entry_status_valid"),
-            _choices_check("source", DataEntrySource, "entry_source_valid"),
+            choices_check("status", DataEntryStatus, "entry_status_valid"),
+            choices_check("source", DataEntrySource, "entry_source_valid"),
         ]
 
     def __str__(self) -> str:
@@ -392,7 +376,7 @@ class DataEntryEmission(models.Model):
     additional_value = models.FloatField(null=True, blank=True)
     scope = models.PositiveSmallIntegerField(choices=Scope.choices, null=True, blank=True)
     is_rollup = models.BooleanField(default=False)
-    meta = models.JSONField(default=_empty_dict)
+    meta = models.JSONField(default=empty_dict)
     computed_at = models.DateTimeField()
 
     class Meta:
@@ -409,7 +393,7 @@ class DataEntryEmission(models.Model):
             models.Index(fields=["primary_factor"], name="emission_factor_idx"),
         ]
         constraints = [
-            _choices_check("scope", Scope, "emission_scope_valid", nullable=True),
+            choices_check("scope", Scope, "emission_scope_valid", nullable=True),
             models.CheckConstraint(
                 condition=Q(is_rollup=False) | Q(scope__isnull=True), name="emission_rollup_has_no_scope"
             ),
@@ -425,11 +409,11 @@ class Factor(models.Model):
     data_entry_type = models.ForeignKey(DataEntryType, on_delete=models.PROTECT, related_name="+", db_index=False)
     emission_type = models.ForeignKey(EmissionType, on_delete=models.PROTECT, related_name="+", db_index=False)
     year = models.PositiveSmallIntegerField(null=True, blank=True)
-    classification = models.JSONField(default=_empty_dict)
+    classification = models.JSONField(default=empty_dict)
     # The one normalisation of ``classification`` used for matching at upload and at recalc
     # (sorted keys, trimmed lower-case values), so identity and lookup agree on every database.
     classification_key = models.CharField(max_length=1024)
-    values = models.JSONField(default=_empty_dict)
+    values = models.JSONField(default=empty_dict)
     # The last upload that carried this factor: a factor not seen by the latest upload of its
     # (det, year) is stale. Soft reference; jobs live in the engine.
     last_seen_job_id = models.BigIntegerField(null=True, blank=True)
@@ -496,7 +480,7 @@ class Location(models.Model):
         constraints = [
             # Upsert key of reference_ingest.
             models.UniqueConstraint(fields=["natural_key"], name="location_unique_natural_key"),
-            _choices_check("transport_mode", TransportMode, "location_mode_valid"),
+            choices_check("transport_mode", TransportMode, "location_mode_valid"),
             models.CheckConstraint(
                 condition=Q(latitude__gte=-90) & Q(latitude__lte=90), name="location_latitude_range"
             ),

@@ -11,18 +11,8 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
 
+from config.admin_utils import ReadOnlyModelAdmin
 from pipelines.models import IngestionJob, Pipeline, Worker
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 class IngestionJobInline(admin.TabularInline):
@@ -42,7 +32,7 @@ class IngestionJobInline(admin.TabularInline):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(ReadOnlyAdmin):
+class PipelineAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "kind", "status", "has_errors", "module_type_id", "year", "unit_code", "created_at"]
     list_filter = ["status", "kind", "has_errors", "year"]
     search_fields = ["id", "last_error", "unit_code"]
@@ -52,7 +42,7 @@ class PipelineAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IngestionJob)
-class IngestionJobAdmin(ReadOnlyAdmin):
+class IngestionJobAdmin(ReadOnlyModelAdmin):
     list_display = [
         "id",
         "pipeline_id",
@@ -71,6 +61,6 @@ class IngestionJobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Worker)
-class WorkerAdmin(ReadOnlyAdmin):
+class WorkerAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "hostname", "pid", "git_sha", "version", "started_at", "last_heartbeat_at", "current_job_id"]
     ordering = ["id"]

@@ -7,13 +7,13 @@ year, unit) as plain integers, so this app imports nothing from ``carbon``/``ing
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from config.db import choices_check, empty_dict, empty_list
 from pipelines.choices import (
     ACTIVE_JOB_STATES,
     ACTIVE_PIPELINE_STATUSES,
@@ -29,37 +29,29 @@ from pipelines.choices import (
 )
 
 
-def _in(field: str, choices: type[models.Choices], name: str, *, nullable: bool = False) -> models.CheckConstraint:
-    """A CHECK that keeps FIELD inside the enum: choices alone do not constrain the database."""
-    condition = Q(**{f"{field}__in": choices.values})
-    if nullable:
-        condition |= Q(**{f"{field}__isnull": True})
-    return models.CheckConstraint(condition=condition, name=name)
+class ScopedModel(models.Model):
+    """What a pipeline or job is about. Domain ids are plain integers: the engine imports no app."""
 
-
-def _empty_dict() -> dict[str, Any]:
-    return {}
-
-
-def _empty_list() -> list[Any]:
-    return []
-
-
-class Pipeline(models.Model):
-    """One upload or trigger: a root job and everything it chained. Status is derived from jobs."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=32, choices=JobType.choices)  # the root job's type
-    status = models.CharField(max_length=16, choices=PipelineStatus.choices, default=PipelineStatus.NOT_STARTED)
     entity_type = models.CharField(max_length=24, choices=EntityType.choices)
     target_type = models.CharField(max_length=24, choices=TargetType.choices, null=True, blank=True)
     ingestion_method = models.CharField(max_length=16, choices=IngestionMethod.choices)
     module_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
     data_entry_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
     year = models.PositiveSmallIntegerField(null=True, blank=True)
-    # Unit of a unit-specific run: a soft reference (the engine knows no domain tables) and
-    # the unit's code at creation, for lists and scope checks without a join.
+    # Unit of a unit-specific run: a soft reference (no FK into the domain app).
     unit_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Pipeline(ScopedModel):
+    """One upload or trigger: a root job and everything it chained. Status is derived from jobs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=32, choices=JobType.choices)  # the root job's type
+    status = models.CharField(max_length=16, choices=PipelineStatus.choices, default=PipelineStatus.NOT_STARTED)
+    # The unit's code at creation, for lists and scope checks without a join.
     unit_code = models.CharField(max_length=64, blank=True, default="")
     # Number of emission_recalc children, written by the root when it chains them.
     expected_recalc = models.PositiveIntegerField(null=True, blank=True)
@@ -99,11 +91,11 @@ class Pipeline(models.Model):
             models.Index(fields=["created_by"], name="pipeline_created_by_idx"),
         ]
         constraints = [
-            _in("kind", JobType, "pipeline_kind_valid"),
-            _in("status", PipelineStatus, "pipeline_status_valid"),
-            _in("entity_type", EntityType, "pipeline_entity_type_valid"),
-            _in("target_type", TargetType, "pipeline_target_type_valid", nullable=True),
-            _in("ingestion_method", IngestionMethod, "pipeline_method_valid"),
+            choices_check("kind", JobType, "pipeline_kind_valid"),
+            choices_check("status", PipelineStatus, "pipeline_status_valid"),
+            choices_check("entity_type", EntityType, "pipeline_entity_type_valid"),
+            choices_check("target_type", TargetType, "pipeline_target_type_valid", nullable=True),
+            choices_check("ingestion_method", IngestionMethod, "pipeline_method_valid"),
             # A terminal pipeline knows when it ended; an active one has not ended.
             models.CheckConstraint(
                 condition=(~Q(status__in=sorted(TERMINAL_PIPELINE_STATUSES)) | Q(finished_at__isnull=False))
@@ -123,7 +115,7 @@ class Pipeline(models.Model):
         return self.status in TERMINAL_PIPELINE_STATUSES
 
 
-class IngestionJob(models.Model):
+class IngestionJob(ScopedModel):
     """One node of a pipeline's DAG. State writes are compare-and-set on (id, lease owner, RUNNING)."""
 
     # RESTRICT (not CASCADE): a pipeline's history is only removed deliberately, jobs first.
@@ -135,20 +127,13 @@ class IngestionJob(models.Model):
         "self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children", db_index=False
     )
     job_type = models.CharField(max_length=32, choices=JobType.choices)
-    entity_type = models.CharField(max_length=24, choices=EntityType.choices)
-    target_type = models.CharField(max_length=24, choices=TargetType.choices, null=True, blank=True)
-    ingestion_method = models.CharField(max_length=16, choices=IngestionMethod.choices)
-    module_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
-    data_entry_type_id = models.PositiveSmallIntegerField(null=True, blank=True)
-    year = models.PositiveSmallIntegerField(null=True, blank=True)
-    unit_id = models.BigIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.NOT_STARTED)
     result = models.CharField(max_length=16, choices=JobResult.choices, null=True, blank=True)
     status_message = models.TextField(blank=True, default="")
     # [{"ts", "message", "state", "result"?}], append-only, last 50 kept, terminal one included.
-    status_history = models.JSONField(default=_empty_list, blank=True)
+    status_history = models.JSONField(default=empty_list, blank=True)
     # config (handler input), stats, row_errors, phases, progress.
-    meta = models.JSONField(default=_empty_dict, blank=True)
+    meta = models.JSONField(default=empty_dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     lease_owner = models.CharField(max_length=255, null=True, blank=True)  # worker id (host:pid)
@@ -184,12 +169,12 @@ class IngestionJob(models.Model):
             models.Index(fields=["module_type_id", "year", "job_type"], name="job_scope_idx"),
         ]
         constraints = [
-            _in("job_type", JobType, "job_type_valid"),
-            _in("state", JobState, "job_state_valid"),
-            _in("result", JobResult, "job_result_valid", nullable=True),
-            _in("entity_type", EntityType, "job_entity_type_valid"),
-            _in("target_type", TargetType, "job_target_type_valid", nullable=True),
-            _in("ingestion_method", IngestionMethod, "job_method_valid"),
+            choices_check("job_type", JobType, "job_type_valid"),
+            choices_check("state", JobState, "job_state_valid"),
+            choices_check("result", JobResult, "job_result_valid", nullable=True),
+            choices_check("entity_type", EntityType, "job_entity_type_valid"),
+            choices_check("target_type", TargetType, "job_target_type_valid", nullable=True),
+            choices_check("ingestion_method", IngestionMethod, "job_method_valid"),
             # A result exists exactly when the job is FINISHED, and then it has an end time.
             models.CheckConstraint(
                 condition=(Q(state=JobState.FINISHED) & Q(result__isnull=False) & Q(finished_at__isnull=False))
@@ -250,7 +235,7 @@ class Worker(models.Model):
             models.Index(fields=["-last_heartbeat_at"], name="worker_heartbeat_idx"),
             models.Index(fields=["current_job"], name="worker_current_job_idx"),
         ]
-        constraints = [_in("kind", WorkerKind, "worker_kind_valid")]
+        constraints = [choices_check("kind", WorkerKind, "worker_kind_valid")]
 
     def __str__(self) -> str:
         return self.id

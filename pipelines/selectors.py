@@ -31,22 +31,14 @@ def job_views(jobs: QuerySet[IngestionJob] | list[dict[str, Any]]) -> list[rules
 
 
 SNAPSHOT_JOB_FIELDS = (
-    "id",
-    "parent_id",
-    "job_type",
-    "state",
-    "result",
-    "status_message",
+    *JOB_VIEW_FIELDS,
     "attempts",
     "max_attempts",
     "lease_owner",
     "module_type_id",
     "data_entry_type_id",
     "year",
-    "closed_fan_in",
     "created_at",
-    "started_at",
-    "finished_at",
 )
 
 

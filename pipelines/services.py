@@ -132,21 +132,14 @@ def pipeline_create(
             job_meta["created_by"] = {"user_id": created_by.pk, "name": _actor(created_by)}
         try:
             with transaction.atomic():
-                job = IngestionJob.objects.create(
-                    pipeline=pipeline,
+                job = _job_insert(
+                    pipeline_id=pipeline.pk,
+                    parent=None,
                     job_type=job_type,
-                    entity_type=scope.entity_type,
-                    target_type=scope.target_type,
-                    ingestion_method=scope.ingestion_method,
-                    module_type_id=scope.module_type_id,
-                    data_entry_type_id=scope.data_entry_type_id,
-                    year=scope.year,
-                    unit_id=scope.unit_id,
+                    scope=scope,
                     meta=job_meta,
-                    max_attempts=settings.JOB_MAX_ATTEMPTS,
-                    status_message="Waiting for a worker",
-                    status_history=[history_entry(f"Created by {_actor(created_by)}", kind="created", now=now)],
-                    created_at=now,
+                    created_note=f"Created by {_actor(created_by)}",
+                    now=now,
                 )
         except IntegrityError as exc:
             if job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job_type):
@@ -155,6 +148,35 @@ def pipeline_create(
         jobs_notify()
         pipeline_event_emit(pipeline.pk)
     return pipeline, job
+
+
+def _job_insert(
+    *,
+    pipeline_id: UUID,
+    parent: IngestionJob | None,
+    job_type: str,
+    scope: Scope,
+    meta: dict[str, Any],
+    created_note: str,
+    now: datetime,
+) -> IngestionJob:
+    return IngestionJob.objects.create(
+        pipeline_id=pipeline_id,
+        parent=parent,
+        job_type=job_type,
+        entity_type=scope.entity_type,
+        target_type=scope.target_type,
+        ingestion_method=scope.ingestion_method,
+        module_type_id=scope.module_type_id,
+        data_entry_type_id=scope.data_entry_type_id,
+        year=scope.year,
+        unit_id=scope.unit_id,
+        meta=meta,
+        max_attempts=settings.JOB_MAX_ATTEMPTS,
+        status_message="Waiting for a worker",
+        status_history=[history_entry(created_note, kind="created", now=now)],
+        created_at=now,
+    )
 
 
 def _require_complete_scope(job_type: str, scope: Any) -> None:
@@ -215,22 +237,14 @@ def job_chain(
             return None
     try:
         with transaction.atomic():  # savepoint: a lost race must not poison the parent's transaction
-            child = IngestionJob.objects.create(
+            child = _job_insert(
                 pipeline_id=parent.pipeline_id,
                 parent=parent,
                 job_type=job_type,
-                entity_type=scope.entity_type,
-                target_type=scope.target_type,
-                ingestion_method=scope.ingestion_method,
-                module_type_id=module_type_id,
-                data_entry_type_id=data_entry_type_id,
-                year=year,
-                unit_id=parent.unit_id,
+                scope=scope,
                 meta={"config": config or {}},
-                max_attempts=settings.JOB_MAX_ATTEMPTS,
-                status_message="Waiting for a worker",
-                status_history=[history_entry(f"Chained by {parent.job_type} #{parent.pk}", kind="created", now=now)],
-                created_at=now,
+                created_note=f"Chained by {parent.job_type} #{parent.pk}",
+                now=now,
             )
     except IntegrityError as exc:
         if job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job_type):

@@ -128,3 +128,5 @@ def processes(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[Proces
         yield procs
     finally:
         procs.stop_all()
+        # Shown by pytest only when the test fails.
+        sys.stdout.write(procs.logs())

@@ -164,8 +164,7 @@ def test_sigkilled_worker_job_is_requeued_and_completed_elsewhere(processes: Pro
     victim.wait(timeout=10)
     hold.touch()
     processes.worker(worker_id="worker:rescuer:1")
-    wait_for(lambda: pipelines_reconcile().requeued or IngestionJob.objects.get(pk=job.pk).attempts > 1,
-             timeout=30, what="the stale lease to be requeued")  # fmt: skip
+    wait_for(lambda: _requeued_or_failed(job.pk), timeout=30, what="the stale lease to be requeued")
     wait_for(lambda: terminal(pipeline), timeout=30, what="the pipeline to finish")
     # then
     job.refresh_from_db()
@@ -173,6 +172,13 @@ def test_sigkilled_worker_job_is_requeued_and_completed_elsewhere(processes: Pro
     assert (job.result, job.attempts) == (JobResult.SUCCESS, 2)
     assert any("worker:victim:1 stopped renewing its lease" in e["message"] for e in job.status_history)
     assert sorted(Location.objects.values_list("natural_key", flat=True)) == [f"t:{job.pk}:2:{i}" for i in range(3)]
+
+
+def _requeued_or_failed(job_id: int) -> bool:
+    # Only these heals matter here: a status-drift heal (the claim's own status write may have
+    # been cut short by the kill) must not count as the job's recovery.
+    report = pipelines_reconcile()
+    return job_id in report.requeued or job_id in report.failed
 
 
 def test_job_killed_max_attempts_times_ends_in_error_saying_why(processes: Processes, tmp_path: Path) -> None:
@@ -184,7 +190,7 @@ def test_job_killed_max_attempts_times_ends_in_error_saying_why(processes: Proce
         wait_for(running.exists, what=f"attempt {attempt} to start")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-        wait_for(lambda: pipelines_reconcile().healed, timeout=30, what="the attempt to be healed")
+        wait_for(lambda: _requeued_or_failed(job.pk), timeout=30, what="the stale attempt to be healed")
     job.refresh_from_db()
     assert (job.state, job.result) == (JobState.FINISHED, JobResult.ERROR)
     assert "during attempt 3 of 3; giving up" in job.status_message
