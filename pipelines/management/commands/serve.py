@@ -4,7 +4,8 @@ Algorithm:
 1. Apply migrations.
 2. Ensure an admin login exists (created with a random password on first run, remembered in
    ``var/admin-login.txt``) and print it with the URL.
-3. Start the web server (daphne, HTTP + websockets) as a child process.
+3. Start the web server (daphne, HTTP + websockets), a worker and the reconciler as child
+   processes.
 4. Wait; on Ctrl-C / SIGTERM stop every child and exit; if a child dies, stop the others and
    exit with its code.
 """
@@ -26,7 +27,7 @@ from carbon.services import admin_user_ensure
 
 
 class Command(BaseCommand):
-    help = "Migrate, ensure an admin login, and run the web server (the embedded all-in-one)."
+    help = "Migrate, ensure an admin login, run the web server, a worker and the reconciler (all-in-one)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -43,20 +44,24 @@ class Command(BaseCommand):
             self.stdout.write(f"  login: {login.username} / {login.password}  (kept in var/admin-login.txt)")
         else:
             self.stdout.write(f"  login: {login.username} (password set earlier; `manage.py changepassword` resets it)")
-        children = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    options["host"],
-                    "-p",
-                    str(options["port"]),
-                    "config.asgi:application",
-                ]
-            )
+        manage = str(settings.BASE_DIR / "manage.py")
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                options["host"],
+                "-p",
+                str(options["port"]),
+                "config.asgi:application",
+            ],
+            [sys.executable, manage, "run_worker"],
+            [sys.executable, manage, "reconcile_pipelines"],
         ]
+        # Own sessions: Ctrl-C reaches only this supervisor, which stops each child once
+        # (a second signal would make a worker drop its job instead of finishing it).
+        children = [subprocess.Popen(argv, start_new_session=True) for argv in commands]
         self._supervise(children)
 
     def _supervise(self, children: list[subprocess.Popen[bytes]]) -> None:
