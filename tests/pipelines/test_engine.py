@@ -373,3 +373,42 @@ def test_reconcile_pipelines_once_reports_as_json() -> None:
     out = StringIO()
     call_command("reconcile_pipelines", "--once", "--json", stdout=out)
     assert json.loads(out.getvalue())["requeued"] == [job.pk]
+
+
+def test_job_abort_cancels_one_queued_job() -> None:
+    pipeline = dispatch({})
+    job = IngestionJob.objects.get(pipeline=pipeline)
+    outcome = services.job_abort(job_id=job.pk)
+    job.refresh_from_db()
+    pipeline.refresh_from_db()
+    assert (outcome.applied, outcome.cancelled) == (True, 1)
+    assert (job.state, job.result) == (JobState.FINISHED, JobResult.CANCELLED)
+    assert pipeline.status == PipelineStatus.CANCELLED
+    # and it can be retried: a new attempt in the same pipeline
+    services.job_retry(job_id=job.pk)
+    run_until_idle()
+    pipeline.refresh_from_db()
+    assert pipeline.status == PipelineStatus.SUCCESS
+
+
+def test_recover_takes_back_only_a_stale_job() -> None:
+    job = _stale_running_job(attempts=3)
+    recovered = services.job_recover(job_id=job.pk)
+    assert (recovered.state, recovered.attempts, recovered.lease_owner) == (JobState.NOT_STARTED, 0, None)
+    assert recovered.status_message.startswith("Recovered by system: lease of worker:gone:1 expired at")
+    # a job with a live lease is never taken from its worker
+    live = _stale_running_job(attempts=1)
+    IngestionJob.objects.filter(pk=live.pk).update(lease_expires_at=timezone.now() + timedelta(minutes=1))
+    with pytest.raises(services.InvalidTransition):
+        services.job_recover(job_id=live.pk)
+
+
+def test_progress_is_recorded_in_a_capped_history_ending_with_the_terminal_message() -> None:
+    pipeline = dispatch({"steps": 60})
+    run_until_idle()
+    (job,) = jobs_of(pipeline)
+    history = job.status_history
+    assert len(history) == 50
+    assert history[-2]["message"] == "step 60 of 60"
+    assert history[-1] == {**history[-1], "kind": "terminal", "message": "Success", "result": "SUCCESS"}
+    assert job.meta["progress"] == {"processed": 60, "total": 60}
