@@ -165,3 +165,9 @@ class BuildingRoomAdmin(admin.ModelAdmin):
     list_filter = ["room_type"]
     search_fields = ["building_name", "room_name"]
     show_full_result_count = False
+
+
+@admin.register(models.CurrencyRate)
+class CurrencyRateAdmin(admin.ModelAdmin):
+    list_display = ["year", "currency", "rate_to_eur", "source", "updated_at"]
+    list_filter = ["year", "currency"]

@@ -514,3 +514,29 @@ class BuildingRoom(models.Model):
 
     def __str__(self) -> str:
         return f"{self.building_name} {self.room_name}"
+
+
+class CurrencyRate(models.Model):
+    """How many euros one unit of a currency was worth in a year (loaded by the operator).
+
+    Purchases and cloud spending are converted with it at compute time; nothing is fetched
+    from the network then. EUR is implicit (1.0).
+    """
+
+    year = models.PositiveSmallIntegerField()
+    currency = models.CharField(max_length=3)  # ISO 4217, lower-case
+    rate_to_eur = models.FloatField()
+    source = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["year", "currency"]
+        constraints = [
+            # Upsert key of the rates upload, and the lookup of a recalc slice (year's rates).
+            models.UniqueConstraint(fields=["year", "currency"], name="currency_rate_unique_year_currency"),
+            models.CheckConstraint(condition=Q(rate_to_eur__gt=0), name="currency_rate_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="currency_rate_code_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year} {self.currency} = {self.rate_to_eur} EUR"

@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
 
-from carbon.models import User
+from carbon.catalogue import spec_for
+from carbon.catalogue.base import EntryError
+from carbon.choices import ModuleStatus, ModuleTypeId
+from carbon.compute import ComputeContext, entry_emissions
+from carbon.models import (
+    CarbonReport,
+    CarbonReportModule,
+    DataEntry,
+    DataEntryEmission,
+    EmissionType,
+    User,
+    YearConfiguration,
+)
+from carbon.reference_data import MODULE_DATA_ENTRY_TYPES
+from carbon.selectors import DbLookups, factor_index
+from carbon.stats import ModuleFigures, RawSum, it_kg, module_stats, report_stats, same_figures
+from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
+from pipelines.models import Pipeline
+from pipelines.services import Scope, pipeline_create
+
+ProgressCallback = Callable[[int, int], None]
+MAX_ERROR_DETAILS = 100
 
 
 @dataclass(frozen=True)
@@ -41,3 +67,311 @@ def admin_user_ensure(*, username: str, password_file: Path) -> AdminLogin:
     password_file.write_text(password + "\n", encoding="utf-8")
     password_file.chmod(0o600)
     return AdminLogin(username=username, password=password, created=True)
+
+
+# --- Emission recalculation ---------------------------------------------------------------------
+
+
+@dataclass
+class RecalcStats:
+    recalculated: int = 0
+    emissions: int = 0
+    errors: int = 0
+    warnings: int = 0
+    error_details: list[dict[str, Any]] = field(default_factory=list)
+    affected_module_ids: set[int] = field(default_factory=set)
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "recalculated": self.recalculated,
+            "emissions": self.emissions,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "error_details": self.error_details,
+            "affected_module_ids": sorted(self.affected_module_ids),
+        }
+
+
+def emissions_recalculate(
+    *,
+    data_entry_type_id: int,
+    year: int,
+    carbon_report_module_ids: list[int] | None = None,
+    progress: ProgressCallback | None = None,
+    batch_size: int = 5000,
+) -> RecalcStats:
+    """Recompute the emissions of every entry of (det, year) from the year's factors.
+
+    Runs inside the caller's transaction (the job's data transaction, under lock 1237).
+    1. Load the year's factors for the det once; reference data is read lazily and cached.
+    2. Stream the entries by id in batches of BATCH_SIZE (memory stays flat with the count).
+    3. Per entry: compute its rows; an EntryError or any non-database exception is recorded
+       for that entry (its old emissions are removed, it gets none) and the slice goes on; a
+       database error aborts the whole recalculation (the connection is gone or poisoned).
+    4. Per batch: delete the batch's old emissions, insert the new ones, report progress.
+    """
+    spec = spec_for(data_entry_type_id)
+    ctx = ComputeContext(
+        year=year,
+        factors=factor_index(data_entry_type_id=data_entry_type_id, year=year),
+        lookups=DbLookups(year=year),
+    )
+    scopes = dict(EmissionType.objects.values_list("id", "scope"))
+    entries = DataEntry.objects.filter(year=year, data_entry_type_id=data_entry_type_id)
+    if carbon_report_module_ids is not None:
+        entries = entries.filter(carbon_report_module_id__in=carbon_report_module_ids)
+    total = entries.count()
+    stats = RecalcStats()
+    now = timezone.now()
+    last_id = 0
+    while True:
+        batch = list(
+            entries.filter(id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "carbon_report_module_id", "data")[:batch_size]
+        )
+        if not batch:
+            break
+        last_id = batch[-1][0]
+        new_rows: list[DataEntryEmission] = []
+        for entry_id, crm_id, data in batch:
+            stats.affected_module_ids.add(crm_id)
+            ctx.warnings.clear()
+            try:
+                rows = entry_emissions(spec, data, ctx)
+            except EntryError as exc:
+                _record_error(stats, entry_id, str(exc))
+                continue
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                _record_error(stats, entry_id, f"{exc.__class__.__name__}: {exc}")
+                continue
+            stats.warnings += len(ctx.warnings)
+            for row in rows:
+                rollup = bool(row.meta.get("is_rollup"))
+                new_rows.append(
+                    DataEntryEmission(
+                        data_entry_id=entry_id,
+                        carbon_report_module_id=crm_id,
+                        emission_type_id=row.emission_type_id,
+                        primary_factor_id=row.factor_id,
+                        kg_co2eq=row.kg_co2eq,
+                        additional_value=row.additional_value,
+                        scope=None if rollup else scopes.get(row.emission_type_id),
+                        is_rollup=rollup,
+                        meta=dict(row.meta),
+                        computed_at=now,
+                    )
+                )
+        DataEntryEmission.objects.filter(data_entry_id__in=[entry_id for entry_id, _, _ in batch]).delete()
+        DataEntryEmission.objects.bulk_create(new_rows, batch_size=2000)
+        stats.recalculated += len(batch)
+        stats.emissions += len(new_rows)
+        if progress is not None:
+            progress(stats.recalculated, total)
+    return stats
+
+
+def _record_error(stats: RecalcStats, entry_id: int, message: str) -> None:
+    stats.errors += 1
+    if len(stats.error_details) < MAX_ERROR_DETAILS:
+        stats.error_details.append({"data_entry_id": entry_id, "error": message[:500]})
+
+
+# --- Aggregation -------------------------------------------------------------------------------
+
+
+def module_stats_recompute(*, module_type_id: int, year: int, carbon_report_module_ids: list[int] | None = None) -> int:
+    """Recompute the stats of (module, year)'s report modules and their reports' rollups.
+
+    Set-based: one query for the modules, one SUM … GROUP BY (module, emission type) over the
+    non-rollup emission rows, one COUNT of entries, then bulk updates; the reports' rollups
+    read their 8 modules once. A module whose figures changed goes back to IN_PROGRESS (its
+    validation no longer holds). Returns the number of modules refreshed.
+    """
+    now = timezone.now()
+    computed_at = now.isoformat()
+    modules = CarbonReportModule.objects.filter(module_type_id=module_type_id, report__year=year)
+    if carbon_report_module_ids is not None:
+        modules = modules.filter(id__in=carbon_report_module_ids)
+    targets = list(modules.only("id", "report_id", "status", "stats", "module_type_id"))
+    if not targets:
+        return 0
+    ids = [m.pk for m in targets]
+    raw: dict[int, dict[int, RawSum]] = {pk: {} for pk in ids}
+    for row in (
+        DataEntryEmission.objects.filter(carbon_report_module_id__in=ids, is_rollup=False)
+        .values("carbon_report_module_id", "emission_type_id")
+        .annotate(kg=Sum("kg_co2eq"), quantity=Sum("additional_value"))
+    ):
+        raw[row["carbon_report_module_id"]][row["emission_type_id"]] = RawSum(row["kg"] or 0.0, row["quantity"])
+    counts = dict(
+        DataEntry.objects.filter(carbon_report_module_id__in=ids)
+        .values("carbon_report_module_id")
+        .annotate(n=Count("id"))
+        .values_list("carbon_report_module_id", "n")
+    )
+    for module in targets:
+        stats = module_stats(
+            module_type_id=module_type_id,
+            raw=raw[module.pk],
+            entry_count=counts.get(module.pk, 0),
+            computed_at=computed_at,
+        )
+        stats["it_kg"] = it_kg(raw[module.pk])
+        # A validation holds for the figures it saw: changed figures need validating again.
+        if not same_figures(module.stats, stats) and (module.stats is not None or stats["entry_count"]):
+            module.status = ModuleStatus.IN_PROGRESS
+        module.stats = stats
+        module.last_updated = now
+    CarbonReportModule.objects.bulk_update(targets, ["stats", "status", "last_updated"], batch_size=1000)
+    reports_recompute(report_ids=sorted({m.report_id for m in targets}), now=now)
+    return len(targets)
+
+
+def reports_recompute(*, report_ids: list[int], now: Any = None) -> None:
+    """Roll the modules' stats up into their reports (one read of the modules, one bulk update)."""
+    now = now or timezone.now()
+    by_report: dict[int, list[ModuleFigures]] = {pk: [] for pk in report_ids}
+    for report_id, module_type_id, status, stats in CarbonReportModule.objects.filter(
+        report_id__in=report_ids
+    ).values_list("report_id", "module_type_id", "status", "stats"):
+        by_report[report_id].append(
+            ModuleFigures(
+                module_type_id=module_type_id, status=status, stats=stats, it_kg=float((stats or {}).get("it_kg", 0.0))
+            )
+        )
+    reports = list(CarbonReport.objects.filter(id__in=report_ids).only("id"))
+    for report in reports:
+        report.stats, report.completion_progress, report.overall_status = report_stats(
+            modules=by_report[report.pk], computed_at=now.isoformat()
+        )
+        report.last_updated = now
+    CarbonReport.objects.bulk_update(
+        reports, ["stats", "completion_progress", "overall_status", "last_updated"], batch_size=1000
+    )
+
+
+# --- Year configuration ------------------------------------------------------------------------
+
+UNCERTAINTY_TAGS = ("low", "medium", "high", "none")
+REDUCTION_OBJECTIVE_KEYS = ("institutional_footprint", "population_projections", "unit_scenarios")
+
+
+class YearConfigurationExists(Exception):
+    """The year is already configured (409)."""
+
+
+class ConfigInvalid(ValueError):
+    """A config change that breaks a rule; ``field`` is the dotted path of the offending value."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def year_configuration_default_config() -> dict[str, Any]:
+    """Every module and data-entry type enabled, no thresholds (reference-domain §6.3)."""
+    return {
+        "modules": {
+            str(int(module)): {
+                "enabled": True,
+                "uncertainty_tag": "medium",
+                "submodules": {str(int(det)): {"enabled": True, "threshold": None} for det in dets},
+            }
+            for module, dets in MODULE_DATA_ENTRY_TYPES.items()
+        },
+        "reduction_objectives": {
+            **{key: [] for key in REDUCTION_OBJECTIVE_KEYS},
+            "files": dict.fromkeys(REDUCTION_OBJECTIVE_KEYS),
+            "goals": [],
+        },
+    }
+
+
+def year_configuration_create(
+    *, year: int, user: Any = None, is_started: bool = False, config: dict[str, Any] | None = None
+) -> tuple[YearConfiguration, Pipeline]:
+    """Open a year and start provisioning it.
+
+    1. Refuse a year that exists (YearConfigurationExists → 409).
+    2. Insert the configuration (default config, deep-merged with CONFIG and validated).
+    3. Start a ``unit_sync`` pipeline for the year; its success stamps
+       ``configuration_completed``, which opens the year to uploads.
+    """
+    merged = _config_merge(year_configuration_default_config(), config or {})
+    _config_validate(merged)
+    with transaction.atomic():
+        if YearConfiguration.objects.select_for_update().filter(year=year).exists():
+            raise YearConfigurationExists(f"Year {year} is already configured")
+        configuration = YearConfiguration.objects.create(
+            year=year, is_started=is_started, config=merged, unit_source=str(settings.UNIT_SOURCE_URL or "")
+        )
+        pipeline, _ = pipeline_create(
+            job_type=JobType.UNIT_SYNC,
+            scope=Scope(
+                entity_type=EntityType.GLOBAL_PER_YEAR,
+                target_type=TargetType.REFERENCE_DATA,
+                ingestion_method=IngestionMethod.API,
+                year=year,
+            ),
+            config={"target_year": year},
+            created_by=user,
+        )
+    return configuration, pipeline
+
+
+def year_configuration_patch(
+    *, year: int, is_started: bool | None = None, config: dict[str, Any] | None = None
+) -> YearConfiguration:
+    """Change a year: open it to end users, and/or deep-merge CONFIG into its config (validated)."""
+    with transaction.atomic():
+        configuration = YearConfiguration.objects.select_for_update().get(year=year)
+        if config:
+            merged = _config_merge(configuration.config or year_configuration_default_config(), config)
+            _config_validate(merged)
+            configuration.config = merged
+        if is_started is not None:
+            configuration.is_started = is_started
+        configuration.save(update_fields=["config", "is_started", "updated_at"])
+    return configuration
+
+
+def _config_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _config_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _config_validate(config: dict[str, Any]) -> None:
+    modules = config.get("modules")
+    if not isinstance(modules, dict):
+        raise ConfigInvalid("modules", "must be an object keyed by module id")
+    for module_key, module in modules.items():
+        path = f"modules.{module_key}"
+        try:
+            module_type = ModuleTypeId(int(module_key))
+        except ValueError:
+            raise ConfigInvalid(path, "is not a module id (1–8)") from None
+        if not isinstance(module, dict):
+            raise ConfigInvalid(path, "must be an object")
+        if "enabled" in module and not isinstance(module["enabled"], bool):
+            raise ConfigInvalid(f"{path}.enabled", "must be true or false")
+        if module.get("uncertainty_tag") not in (None, *UNCERTAINTY_TAGS):
+            raise ConfigInvalid(f"{path}.uncertainty_tag", f"must be one of {', '.join(UNCERTAINTY_TAGS)}")
+        allowed = {str(int(det)) for det in MODULE_DATA_ENTRY_TYPES[module_type]}
+        for det_key, sub in (module.get("submodules") or {}).items():
+            sub_path = f"{path}.submodules.{det_key}"
+            if det_key not in allowed:
+                raise ConfigInvalid(sub_path, f"is not a data-entry type of module {module_key}")
+            threshold = (sub or {}).get("threshold")
+            if threshold is None:
+                continue
+            if module_type == ModuleTypeId.HEADCOUNT:
+                raise ConfigInvalid(f"{sub_path}.threshold", "headcount takes no threshold")
+            if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+                raise ConfigInvalid(f"{sub_path}.threshold", "must be a number ≥ 0 (kg CO2eq) or null")

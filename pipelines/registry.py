@@ -123,3 +123,9 @@ def handlers_replaced(mapping: dict[str, Handler], *, exclusive: bool = False) -
     finally:
         _handlers.clear()
         _handlers.update(saved)
+
+
+def handlers_replace_all(mapping: dict[str, Handler]) -> None:
+    """Replace every handler for the life of the process (the engine's test workers)."""
+    _handlers.clear()
+    _handlers.update(mapping)
