@@ -115,13 +115,19 @@ def recalculation_status(*, year: int) -> list[RecalculationStatus]:
         elif row["module_type_id"] is not None:
             by_module[row["module_type_id"]] = max(by_module.get(row["module_type_id"], 0), row["last"])
     recalcs: dict[int, tuple[int, str | None]] = {}
-    for pk, det, result in (
-        IngestionJob.objects.filter(job_type=JobType.EMISSION_RECALC, year=year, state=JobState.FINISHED)
+    # A module recalculation counts for each type it ran (a type that failed in it, as ERROR).
+    for pk, job_type, det, result, meta in (
+        IngestionJob.objects.filter(
+            job_type__in=(JobType.EMISSION_RECALC, JobType.MODULE_EMISSION_RECALC), year=year, state=JobState.FINISHED
+        )
         .order_by("id")
-        .values_list("id", "data_entry_type_id", "result")
+        .values_list("id", "job_type", "data_entry_type_id", "result", "meta")
     ):
-        if det is not None:
+        if job_type == JobType.EMISSION_RECALC and det is not None:
             recalcs[det] = (pk, result)
+        elif job_type == JobType.MODULE_EMISSION_RECALC:
+            for det_key, outcome in ((meta or {}).get("per_det") or {}).items():
+                recalcs[int(det_key)] = (pk, JobResult.ERROR if outcome.get("fatal") else result)
     statuses = []
     for module, dets in MODULE_DATA_ENTRY_TYPES.items():
         for det in dets:

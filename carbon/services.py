@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from carbon.catalogue import spec_for
 from carbon.catalogue.base import EntryError
-from carbon.choices import ModuleStatus, ModuleTypeId
+from carbon.choices import CarbonReportType, DataEntryTypeId, ModuleStatus, ModuleTypeId
 from carbon.compute import ComputeContext, entry_emissions
 from carbon.models import (
     CarbonReport,
@@ -23,6 +23,7 @@ from carbon.models import (
     DataEntry,
     DataEntryEmission,
     EmissionType,
+    Factor,
     User,
     YearConfiguration,
 )
@@ -375,3 +376,71 @@ def _config_validate(config: dict[str, Any]) -> None:
                 raise ConfigInvalid(f"{sub_path}.threshold", "headcount takes no threshold")
             if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
                 raise ConfigInvalid(f"{sub_path}.threshold", "must be a number ≥ 0 (kg CO2eq) or null")
+
+
+# --- Computed factors (research facilities, reference-domain §4.5) ----------------------------
+
+# Where each research-facility source sits in the emission tree. ``by_emission_type`` holds a
+# node's whole-subtree sum (each kg once), so one key per source suffices — no subtree walk
+# that would add rollups and intermediate nodes again (the reference's double count).
+FACILITY_SOURCE_NODES: dict[str, tuple[int, ...]] = {
+    "processemissions": (70000,),
+    "building_energycombustions": (60200,),
+    "building_rooms": (60100,),
+    "purchases_common": (90000,),
+    "purchases_additional": (90900,),
+    "equipments": (80000,),
+}
+FACILITY_COMMON_NODES = (70000, 60000, 80000, 90000)
+
+
+@dataclass
+class ComputedFactorStats:
+    updated: int = 0
+    skipped: int = 0
+    errors: int = 0
+    error_details: list[dict[str, Any]] = field(default_factory=list)
+
+
+def research_facility_factors_compute(*, data_entry_type_id: int, year: int) -> ComputedFactorStats:
+    """Fill the research-facility factors of (det, year) from the facilities' own reports.
+
+    A facility is itself a unit (``researchfacility_id`` = its cf). Its Calculator report's
+    ``by_emission_type`` gives the kg to spread over the facility's users:
+    det 70 — ``kg_co2eq_sum`` = process + buildings + equipment + purchases (kept when the
+    upload already set it); det 71 — one ``kg_co2eq_sum_<source>`` per source, where purchases
+    in common exclude the additional purchases. A facility without unit or report is a
+    per-factor error; the others are still computed.
+    """
+    stats = ComputedFactorStats()
+    factors = list(Factor.objects.filter(data_entry_type_id=data_entry_type_id, year=year).order_by("id"))
+    facility_ids = {str((f.classification or {}).get("researchfacility_id", "")) for f in factors}
+    by_cf = dict(
+        CarbonReport.objects.filter(
+            year=year, unit__institutional_id__in=facility_ids, project__report_type=CarbonReportType.CALCULATOR
+        ).values_list("unit__institutional_id", "stats")
+    )
+    for factor in factors:
+        cf = str((factor.classification or {}).get("researchfacility_id", ""))
+        if cf not in by_cf:
+            stats.errors += 1
+            stats.error_details.append({"factor_id": factor.pk, "error": f"no {year} report for facility unit {cf}"})
+            continue
+        by_type = {int(k): float(v) for k, v in ((by_cf[cf] or {}).get("by_emission_type") or {}).items()}
+        values = dict(factor.values or {})
+        if data_entry_type_id == DataEntryTypeId.RESEARCH_FACILITIES:
+            if values.get("kg_co2eq_sum") not in (None, ""):
+                stats.skipped += 1
+                continue
+            values["kg_co2eq_sum"] = sum(by_type.get(node, 0.0) for node in FACILITY_COMMON_NODES)
+        else:
+            for source, nodes in FACILITY_SOURCE_NODES.items():
+                kg = sum(by_type.get(node, 0.0) for node in nodes)
+                if source == "purchases_common":
+                    kg -= by_type.get(90900, 0.0)
+                values[f"kg_co2eq_sum_{source}"] = kg
+        factor.values = values
+        factor.is_computed = True
+        factor.save(update_fields=["values", "is_computed", "updated_at"])
+        stats.updated += 1
+    return stats

@@ -147,6 +147,11 @@ class EmissionRow:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+def fixed_type(emission_type: int) -> Callable[[Mapping[str, Any]], int | None]:
+    """A resolver that always answers EMISSION_TYPE: for a factor shape or an override type."""
+    return lambda row: emission_type
+
+
 class EntryError(Exception):
     """A per-entry problem at compute time (ambiguous factor…): recorded, the job goes on."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, FactorShape
+from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, FactorShape, fixed_type
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import ModuleTypeId as M
 from carbon.compute import ComputeContext
@@ -74,10 +74,6 @@ def _compute(det: D) -> Any:
     return compute
 
 
-def _fixed_type(emission_type: int) -> Any:
-    return lambda data: emission_type
-
-
 SPECS = [
     DataEntryTypeSpec(
         det=det,
@@ -86,7 +82,7 @@ SPECS = [
         compute=_compute(det),
         factor=FACTOR,
         check=_hours_fit_in_a_week,
-        override_type=_fixed_type(EMISSION_TYPE[det]),
+        override_type=fixed_type(EMISSION_TYPE[det]),
     )
     for det in (D.SCIENTIFIC, D.IT, D.OTHER)
 ]

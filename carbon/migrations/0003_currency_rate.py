@@ -4,25 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('carbon', '0002_reference_data'),
+        ("carbon", "0002_reference_data"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CurrencyRate',
+            name="CurrencyRate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('year', models.PositiveSmallIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('rate_to_eur', models.FloatField()),
-                ('source', models.CharField(blank=True, default='', max_length=255)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("year", models.PositiveSmallIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("rate_to_eur", models.FloatField()),
+                ("source", models.CharField(blank=True, default="", max_length=255)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['year', 'currency'],
-                'constraints': [models.UniqueConstraint(fields=('year', 'currency'), name='currency_rate_unique_year_currency'), models.CheckConstraint(condition=models.Q(('rate_to_eur__gt', 0)), name='currency_rate_positive'), models.CheckConstraint(condition=models.Q(('currency__regex', '^[a-z]{3}$')), name='currency_rate_code_format')],
+                "ordering": ["year", "currency"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("year", "currency"), name="currency_rate_unique_year_currency"),
+                    models.CheckConstraint(condition=models.Q(("rate_to_eur__gt", 0)), name="currency_rate_positive"),
+                    models.CheckConstraint(
+                        condition=models.Q(("currency__regex", "^[a-z]{3}$")), name="currency_rate_code_format"
+                    ),
+                ],
             },
         ),
     ]
