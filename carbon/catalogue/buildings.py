@@ -11,12 +11,15 @@ category's per-m² factor of the building, or of the "default" building.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, FactorShape, fixed_type, normalise
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import ModuleTypeId as M
-from carbon.compute import ComputeContext, FactorRecord
+
+if TYPE_CHECKING:
+    # Types only: carbon.compute imports the catalogue package at load time.
+    from carbon.compute import ComputeContext, FactorRecord
 
 ROOMS_ROLLUP = 60100
 COMBUSTION = 60200

@@ -7,12 +7,15 @@ One module-level factor file routed by ``equipment_category``; Strategy A on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, FactorShape, fixed_type
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import ModuleTypeId as M
-from carbon.compute import ComputeContext
+
+if TYPE_CHECKING:
+    # Types only: carbon.compute imports the catalogue package at load time.
+    from carbon.compute import ComputeContext
 
 WEEKS_PER_YEAR = 52
 HOURS_PER_WEEK = 168

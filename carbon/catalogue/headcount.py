@@ -8,13 +8,16 @@ entry's rows roll up into 40000.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, FactorShape, normalise
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import ModuleTypeId as M
-from carbon.compute import ComputeContext
 from carbon.reference_data import EMISSION_TYPES, MODULE_EMISSION_ROOTS
+
+if TYPE_CHECKING:
+    # Types only: carbon.compute imports the catalogue package at load time.
+    from carbon.compute import ComputeContext
 
 ROLLUP = 40000
 SIUS_CODES = ("51", "52", "53", "54", "56", "57", "58", "59")

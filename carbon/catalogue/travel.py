@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbon.catalogue.base import Column, DataEntryTypeSpec, EmissionRow, EntryError, FactorShape, fixed_type, normalise
 from carbon.choices import DataEntryTypeId as D
 from carbon.choices import ModuleTypeId as M
-from carbon.compute import ComputeContext, FactorRecord
+
+if TYPE_CHECKING:
+    # Types only: carbon.compute imports the catalogue package at load time.
+    from carbon.compute import ComputeContext, FactorRecord
 
 EARTH_RADIUS_KM = 6371
 # Take-off and landing detours that a great circle misses.
