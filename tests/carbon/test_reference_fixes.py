@@ -7,6 +7,8 @@ the external-AI single row also in test_formulas_external.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from carbon.catalogue import spec_for
@@ -18,7 +20,7 @@ from tests.carbon.conftest import make_entry, make_factor, make_year
 
 pytestmark = pytest.mark.django_db
 
-MONITOR = {"active_power_w": 100, "standby_power_w": 10, "active_usage_hours_per_week": 40,
+MONITOR: dict[str, Any] = {"active_power_w": 100, "standby_power_w": 10, "active_usage_hours_per_week": 40,
            "standby_usage_hours_per_week": 128, "ef_kg_co2eq_per_kwh": 0.1}  # fmt: skip
 
 
