@@ -8,6 +8,7 @@ from django.db import DatabaseError, transaction
 
 from carbon.choices import DataEntryTypeId, ModuleTypeId
 from carbon.reference_data import DATA_ENTRY_TYPE_MODULE, MODULE_DATA_ENTRY_TYPES
+from carbon.selectors import recalculation_status
 from carbon.services import emissions_recalculate, module_stats_recompute
 from pipelines.choices import JobResult, JobType
 from pipelines.locks import lock_module_year, lock_year
@@ -60,6 +61,9 @@ def emission_recalc(ctx: JobContext) -> HandlerResult:
 def module_emission_recalc(ctx: JobContext) -> HandlerResult:
     """Recompute every listed data-entry type of a module in turn, then chain one aggregation.
 
+    ``config.data_entry_type_ids`` narrows the types (default: all of the module's);
+    ``config.only_stale`` keeps only those whose factors changed since their last recalculation.
+
     A type that fails is rolled back alone (savepoint) and recorded; the others go on. All
     failed → ERROR (nothing changed); some → WARNING.
     """
@@ -67,6 +71,11 @@ def module_emission_recalc(ctx: JobContext) -> HandlerResult:
     module = _require(job.module_type_id, "a module", JobType.MODULE_EMISSION_RECALC)
     year = _require(job.year, "a year", JobType.MODULE_EMISSION_RECALC)
     dets = ctx.config.get("data_entry_type_ids") or [int(d) for d in MODULE_DATA_ENTRY_TYPES[ModuleTypeId(module)]]
+    if ctx.config.get("only_stale"):
+        stale = {s.data_entry_type_id for s in recalculation_status(year=year) if s.needs_recalculation}
+        dets = [det for det in dets if det in stale]
+        if not dets:
+            return HandlerResult(message="Nothing to recalculate: no data-entry type of the module is stale")
     lock_module_year(module_type_id=module, year=year)
     per_det: dict[str, Any] = {}
     affected: set[int] = set()

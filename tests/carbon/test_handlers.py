@@ -74,3 +74,15 @@ def test_module_recalc_runs_each_type_and_aggregates() -> None:
     assert [j.job_type for j in jobs] == [JobType.MODULE_EMISSION_RECALC, JobType.AGGREGATION]
     assert set(jobs[0].meta["per_det"]) == {"10", "11", "12"}
     assert pipeline.status == PipelineStatus.SUCCESS
+
+
+def test_module_recalc_of_only_stale_types_with_none_stale_does_nothing() -> None:
+    pipeline, _ = pipeline_create(
+        job_type=JobType.MODULE_EMISSION_RECALC, scope=Scope(module_type_id=4, year=2025), config={"only_stale": True}
+    )
+    run_until_idle()
+    (job,) = IngestionJob.objects.filter(pipeline=pipeline)
+    assert (job.result, job.status_message) == (
+        JobResult.SUCCESS,
+        "Nothing to recalculate: no data-entry type of the module is stale",
+    )
