@@ -87,6 +87,18 @@ class Scope:
     unit_id: int | None = None
     unit_code: str = ""
 
+    def columns(self) -> dict[str, Any]:
+        """The ScopedModel columns of a pipeline or job."""
+        return {
+            "entity_type": self.entity_type,
+            "target_type": self.target_type,
+            "ingestion_method": self.ingestion_method,
+            "module_type_id": self.module_type_id,
+            "data_entry_type_id": self.data_entry_type_id,
+            "year": self.year,
+            "unit_id": self.unit_id,
+        }
+
 
 def pipeline_create(
     *,
@@ -116,13 +128,7 @@ def pipeline_create(
                 )
         pipeline = Pipeline.objects.create(
             kind=job_type,
-            entity_type=scope.entity_type,
-            target_type=scope.target_type,
-            ingestion_method=scope.ingestion_method,
-            module_type_id=scope.module_type_id,
-            data_entry_type_id=scope.data_entry_type_id,
-            year=scope.year,
-            unit_id=scope.unit_id,
+            **scope.columns(),
             unit_code=scope.unit_code,
             created_by=created_by if getattr(created_by, "pk", None) else None,
             created_at=now,
@@ -164,13 +170,7 @@ def _job_insert(
         pipeline_id=pipeline_id,
         parent=parent,
         job_type=job_type,
-        entity_type=scope.entity_type,
-        target_type=scope.target_type,
-        ingestion_method=scope.ingestion_method,
-        module_type_id=scope.module_type_id,
-        data_entry_type_id=scope.data_entry_type_id,
-        year=scope.year,
-        unit_id=scope.unit_id,
+        **scope.columns(),
         meta=meta,
         max_attempts=settings.JOB_MAX_ATTEMPTS,
         status_message="Waiting for a worker",
