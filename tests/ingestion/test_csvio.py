@@ -1,0 +1,56 @@
+"""CSV reading: file-level errors are clear, row numbers are spreadsheet rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingestion.csvio import CsvError, RowErrors, csv_open
+
+
+def write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    return path
+
+
+def read_all(path: Path, required: tuple[str, ...] = ("a",)) -> list[tuple[int, dict[str, str]]]:
+    with csv_open(path, required=required) as csv_file:
+        return list(csv_file.rows())
+
+
+def test_utf8_with_bom_crlf_quoted_newline_and_blank_rows(tmp_path: Path) -> None:
+    path = write(tmp_path, '\ufeffA, b\r\n1,"x\r\ny"\r\n\r\n,\r\n2,é\r\n'.encode())
+    assert read_all(path) == [(2, {"a": "1", "b": "x\r\ny"}), (6, {"a": "2", "b": "é"})]
+
+
+def test_surplus_values_are_kept_for_the_caller_to_report(tmp_path: Path) -> None:
+    assert read_all(write(tmp_path, b"a,b\n1,2,3,4\n")) == [(2, {"a": "1", "b": "2", "": "3,4"})]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The file is empty"),
+        (b"\n\n", "The file is empty"),
+        (b"a;b\n1;2\n", "The file uses ';' as its delimiter"),
+        (b"b,c\n1,2\n", "Missing required columns: a"),
+        (b"a,a\n1,2\n", "Duplicate column: a"),
+        ("a\nd\u00e9j\u00e0\n".encode("latin-1"), "Row 2: the file is not UTF-8 (byte 0xe9)"),
+        ("a,\u00e9\n".encode("latin-1"), "Row 1: the file is not UTF-8"),
+        ("a\n1\n".encode("utf-16"), "The file is UTF-16"),
+        (b"a\n" + b"x" * (1024 * 1024 + 10) + b"\n", "a field may hold at most 1024 KB"),
+    ],
+)
+def test_unreadable_files_say_why(tmp_path: Path, content: bytes, message: str) -> None:
+    with pytest.raises(CsvError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_all(write(tmp_path, content))
+
+
+def test_row_errors_keep_the_first_ones_and_count_all() -> None:
+    errors = RowErrors(limit=2)
+    for row in range(2, 7):
+        errors.add(row, "fte", "must be a number")
+    assert errors.count == 5
+    assert [e["row"] for e in errors.items] == [2, 3]
