@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from carbon.catalogue import spec_for
@@ -184,6 +184,7 @@ def _record_error(stats: RecalcStats, entry_id: int, message: str) -> None:
 def module_stats_recompute(*, module_type_id: int, year: int, carbon_report_module_ids: list[int] | None = None) -> int:
     """Recompute the stats of (module, year)'s report modules and their reports' rollups.
 
+    Modules that were emptied (figures but no entry left) are included whatever the scope.
     Set-based: one query for the modules, one SUM … GROUP BY (module, emission type) over the
     non-rollup emission rows, one COUNT of entries, then bulk updates; the reports' rollups
     read their 8 modules once. A module whose figures changed goes back to IN_PROGRESS (its
@@ -193,7 +194,12 @@ def module_stats_recompute(*, module_type_id: int, year: int, carbon_report_modu
     computed_at = now.isoformat()
     modules = CarbonReportModule.objects.filter(module_type_id=module_type_id, report__year=year)
     if carbon_report_module_ids is not None:
-        modules = modules.filter(id__in=carbon_report_module_ids)
+        # Modules that had entries and have none now (a re-upload dropped their unit) are
+        # refreshed too: no recalculation lists them, since no entry of theirs is left.
+        emptied = modules.filter(stats__entry_count__gt=0).exclude(
+            Exists(DataEntry.objects.filter(carbon_report_module_id=OuterRef("pk")))
+        )
+        modules = modules.filter(Q(id__in=carbon_report_module_ids) | Q(id__in=emptied.values("id")))
     targets = list(modules.only("id", "report_id", "status", "stats", "module_type_id"))
     if not targets:
         return 0

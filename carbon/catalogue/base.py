@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from carbon.choices import DataEntryTypeId, ModuleTypeId
 
 if TYPE_CHECKING:
-    from carbon.compute import ComputeContext
+    from carbon.compute import ComputeContext, FactorIndex, FactorRecord
 
 ColumnKind = Literal["str", "float", "int", "choice", "date"]
 
@@ -176,6 +176,9 @@ class DataEntryTypeSpec:
     requires_factors: bool = False
     # False for types entered only in the UI (student, embodied energy).
     csv_upload: bool = True
+    # For types that share a module-level data file (equipment, common purchases): the factor
+    # a row would match. A row of such a file belongs to the one type whose factors match it.
+    factor_match: Callable[[Mapping[str, Any], FactorIndex], FactorRecord | None] | None = None
 
     def column(self, name: str) -> Column:
         for column in self.columns:

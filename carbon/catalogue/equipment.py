@@ -15,7 +15,7 @@ from carbon.choices import ModuleTypeId as M
 
 if TYPE_CHECKING:
     # Types only: carbon.compute imports the catalogue package at load time.
-    from carbon.compute import ComputeContext
+    from carbon.compute import ComputeContext, FactorIndex, FactorRecord
 
 WEEKS_PER_YEAR = 52
 HOURS_PER_WEEK = 168
@@ -59,9 +59,13 @@ def _hours_fit_in_a_week(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def equipment_factor(data: Mapping[str, Any], factors: FactorIndex) -> FactorRecord | None:
+    return factors.by_kind("equipment_class", data.get("equipment_class"), "sub_class", data.get("sub_class"))
+
+
 def _compute(det: D) -> Any:
     def compute(data: Mapping[str, Any], ctx: ComputeContext) -> list[EmissionRow]:
-        factor = ctx.factors.by_kind("equipment_class", data.get("equipment_class"), "sub_class", data.get("sub_class"))
+        factor = equipment_factor(data, ctx.factors)
         if factor is None:
             return []
         # Missing or zero hours are taken from the factor (its typical usage).
@@ -84,6 +88,7 @@ SPECS = [
         columns=COLUMNS,
         compute=_compute(det),
         factor=FACTOR,
+        factor_match=equipment_factor,
         check=_hours_fit_in_a_week,
         override_type=fixed_type(EMISSION_TYPE[det]),
     )

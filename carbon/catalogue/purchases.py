@@ -183,6 +183,7 @@ SPECS = [
             columns=COLUMNS,
             compute=_compute_common(det),
             factor=FACTOR,
+            factor_match=purchase_factor,
             override_type=fixed_type(emission_type),
         )
         for det, emission_type in EMISSION_TYPE.items()

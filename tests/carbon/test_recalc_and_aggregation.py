@@ -236,3 +236,17 @@ def test_aggregation_query_count_does_not_grow_with_units() -> None:
         return len(ctx.captured_queries)
 
     assert queries(3, 2030) == queries(60, 2031)
+
+
+def test_a_module_emptied_by_a_reupload_is_refreshed_even_out_of_scope() -> None:
+    year = make_year(units=2)
+    make_factor(11, 80200, {"equipment_class": "Monitors"}, **MONITOR_VALUES)
+    gone = make_entry(year.modules[(0, 4)], 11, {"equipment_id": "1", "name": "m", "equipment_class": "Monitors"})
+    make_entry(year.modules[(1, 4)], 11, {"equipment_id": "2", "name": "m", "equipment_class": "Monitors"})
+    emissions_recalculate(data_entry_type_id=11, year=2025)
+    module_stats_recompute(module_type_id=4, year=2025)
+    # when: the first unit's rows disappear and only the second module is named
+    gone.delete()
+    module_stats_recompute(module_type_id=4, year=2025, carbon_report_module_ids=[year.modules[(1, 4)].pk])
+    emptied = CarbonReportModule.objects.get(pk=year.modules[(0, 4)].pk)
+    assert (figures(emptied)["total"], figures(emptied)["entry_count"]) == (0, 0)
