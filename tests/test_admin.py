@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
+from carbon.models import User
 from pipelines.models import IngestionJob, Pipeline, Worker
 from tests.factories import DataEntryFactory, IngestionJobFactory
 
@@ -25,12 +26,12 @@ def test_every_project_model_is_registered() -> None:
 
 
 @pytest.mark.django_db
-def test_every_changelist_and_change_page_renders(client: Client, superuser: object) -> None:
+def test_every_changelist_and_change_page_renders(client: Client, superuser: User) -> None:
     # given: one row in the big tables and the engine's tables
     DataEntryFactory.create()
     IngestionJobFactory.create()
     Worker.objects.create(id="host:1", hostname="host", pid=1)
-    client.force_login(superuser)  # type: ignore[arg-type]
+    client.force_login(superuser)
     for app in PROJECT_APPS:
         for model in apps.get_app_config(app).get_models():
             opts = model._meta
@@ -44,10 +45,10 @@ def test_every_changelist_and_change_page_renders(client: Client, superuser: obj
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("model", [Pipeline, IngestionJob, Worker])
-def test_engine_tables_are_read_only_in_admin(model: type, client: Client, superuser: object) -> None:
+def test_engine_tables_are_read_only_in_admin(model: type, client: Client, superuser: User) -> None:
     model_admin = admin.site._registry[model]
     request = client.request().wsgi_request
-    request.user = superuser  # type: ignore[assignment]
+    request.user = superuser
     assert not model_admin.has_add_permission(request)
     assert not model_admin.has_change_permission(request)
     assert not model_admin.has_delete_permission(request)

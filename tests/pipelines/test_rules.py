@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,12 @@ def job(
     )
 
 
-def recalc(id: int, **kw: object) -> JobView:
-    return job(id, JobType.EMISSION_RECALC, parent=1, **kw)  # type: ignore[arg-type]
+def recalc(id: int, **kw: Any) -> JobView:
+    return job(id, JobType.EMISSION_RECALC, parent=1, **kw)
 
 
-def agg(id: int, parent: int, **kw: object) -> JobView:
-    return job(id, JobType.AGGREGATION, parent=parent, **kw)  # type: ignore[arg-type]
+def agg(id: int, parent: int, **kw: Any) -> JobView:
+    return job(id, JobType.AGGREGATION, parent=parent, **kw)
 
 
 def test_no_jobs_or_nothing_claimed_is_not_started() -> None:
