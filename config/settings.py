@@ -8,6 +8,7 @@ naming the variable.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,8 +29,9 @@ _DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env_database("DATABASE_URL", _DEFAULT_DATABASE_URL)}
 EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if EMBEDDED:
-    # Tests run worker subprocesses against the test database: it must be a file, not memory.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    # Tests run worker subprocesses against the test database: it must be a file, not memory
+    # (they are handed its path). One file per test run, so concurrent runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})
     # A worker, the reconciler and the web server share the file: wait for the write lock
     # instead of failing with "database is locked", and take it up front so a read that turns
