@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.conf import LazySettings
 
-import ingestion.handlers.travel  # registers api_ingest
 from carbon.choices import DataEntrySource
 from carbon.models import DataEntry, DataEntryEmission, Unit
 from ingestion.services_data import reports_ensure
@@ -21,7 +20,6 @@ from pipelines.services import Scope, pipeline_create
 from tests.pipelines.conftest import run_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-assert ingestion.handlers.travel.api_ingest
 
 TOKEN = "s3cret-token"
 
