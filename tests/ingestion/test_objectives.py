@@ -47,8 +47,8 @@ def test_synchronous_upload_replaces_the_category(tmp_path: Path) -> None:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("configured")
 def test_synchronous_upload_is_all_or_nothing_with_row_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "scenario,year,reduction_percentage\nbase,2030,0.2\nwild,2030,1.5\n")
     with pytest.raises(ObjectivesInvalid) as excinfo:
-        path = write(tmp_path, "scenario,year,reduction_percentage\nbase,2030,0.2\nwild,2030,1.5\n")
         objectives_upload(year=2025, category="scenarios", path=path, file_path="x")
     assert excinfo.value.errors == ["Row 3, field 'reduction_percentage': must be ≤ 1 (got 1.5)"]
     assert YearConfiguration.objects.get(year=2025).config["reduction_objectives"]["unit_scenarios"] == []
