@@ -6,8 +6,10 @@ Algorithm:
    ``var/admin-login.txt``) and print it with the URL.
 3. Start the web server (daphne, HTTP + websockets), a worker and the reconciler as child
    processes.
-4. Wait; on Ctrl-C / SIGTERM stop every child and exit; if a child dies, stop the others and
-   exit with its code.
+4. With ``--seed-demo`` and an empty database, load the demo year (``seed_demo``) through
+   those services, in the background.
+5. Wait; on Ctrl-C / SIGTERM stop every child and exit; if a service dies, stop the others
+   and exit with its code.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from carbon.models import YearConfiguration
 from carbon.services import admin_user_ensure
 
 
@@ -33,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
         parser.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
+        parser.add_argument(
+            "--seed-demo", action="store_true", help="load the demo year once the services are up (if not loaded yet)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
@@ -62,9 +68,13 @@ class Command(BaseCommand):
         # Own sessions: Ctrl-C reaches only this supervisor, which stops each child once
         # (a second signal would make a worker drop its job instead of finishing it).
         children = [subprocess.Popen(argv, start_new_session=True) for argv in commands]
-        self._supervise(children)
+        # The demo loader ends by itself; its exit does not stop the services.
+        oneshots = []
+        if options["seed_demo"] and not YearConfiguration.objects.exists():
+            oneshots.append(subprocess.Popen([sys.executable, manage, "seed_demo"], start_new_session=True))
+        self._supervise(children, oneshots)
 
-    def _supervise(self, children: list[subprocess.Popen[bytes]]) -> None:
+    def _supervise(self, children: list[subprocess.Popen[bytes]], oneshots: list[subprocess.Popen[bytes]]) -> None:
         stopping = False
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -81,11 +91,11 @@ class Command(BaseCommand):
                 self.stderr.write(f"a child process exited with code {dead[0].returncode}; stopping")
                 break
             time.sleep(0.2)
-        for child in children:
+        for child in oneshots + children:
             if child.poll() is None:
                 child.terminate()
         deadline = time.monotonic() + 10
-        for child in children:
+        for child in oneshots + children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
