@@ -1,0 +1,10 @@
+"""Job handlers of the ingestion app, registered with the engine by ``IngestionConfig.ready()``.
+
+Importing a handler module registers its handlers (``pipelines.registry.register``).
+"""
+
+from __future__ import annotations
+
+from ingestion.handlers import data, travel, units
+
+__all__ = ["data", "travel", "units"]
