@@ -40,7 +40,11 @@ FACTOR_FILES: dict[str, tuple[int, int | None]] = {
     "researchfacilities_common.csv": (6, 70),
     "researchfacilities_animals.csv": (6, 71),
 }
-REFERENCE_FILES: dict[str, tuple[int, int | None]] = {"locations_planes.csv": (2, 20), "locations_trains.csv": (2, 21), "building_rooms.csv": (3, 30)}
+REFERENCE_FILES: dict[str, tuple[int, int | None]] = {
+    "locations_planes.csv": (2, 20),
+    "locations_trains.csv": (2, 21),
+    "building_rooms.csv": (3, 30),
+}
 DATA_FILES: dict[str, tuple[int, int | None]] = {
     "headcount_member.csv": (1, 1),
     "travel_planes.csv": (2, 20),

@@ -5,6 +5,6 @@ Importing a handler module registers its handlers (``pipelines.registry.register
 
 from __future__ import annotations
 
-from ingestion.handlers import data, travel, units
+from ingestion.handlers import data, factors, reference, travel, units
 
-__all__ = ["data", "travel", "units"]
+__all__ = ["data", "factors", "reference", "travel", "units"]
