@@ -16,6 +16,7 @@ from carbon.models import Unit, YearConfiguration
 from carbon.services import year_configuration_create
 from ingestion.files import upload_store
 from ingestion.services import upload_dispatch
+from ingestion.services_rates import currency_rates_load
 from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
 from pipelines.models import Pipeline
 from pipelines.services import Scope, pipeline_create
@@ -81,6 +82,7 @@ def demo_uploads(*, year: int, wait: Wait) -> list[Pipeline]:
     """Reference data, then factors, then activity data — each waited for, so the data finds
     its factors and stations (the engine would run them correctly in any order, but the
     fail-fast guards refuse data whose factors are not there yet)."""
+    currency_rates_load(path=DEMO / "currency_rates.csv", source="demo")
     pipelines = []
     for name, (module, det) in REFERENCE_FILES.items():
         pipelines.append(_upload(DEMO / "reference" / name, TargetType.REFERENCE_DATA, year, module, det, wait))
