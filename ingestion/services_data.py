@@ -207,7 +207,14 @@ def _unit_modules(csv_file: CsvFile, plan: _Plan) -> dict[str, tuple[int, int]]:
     Known units without a report for the year get their Calculator project, report and 8
     modules here (as an upload of their data is the first sign of them that year).
     """
-    cfs = {raw.get(UNIT_COLUMN, "").strip() for _, raw in csv_file.rows()} - {""}
+    rows = 0
+    cfs: set[str] = set()
+    for _, raw in csv_file.rows():
+        rows += 1
+        cfs.add(raw.get(UNIT_COLUMN, "").strip())
+    if not rows:
+        raise IngestRefused("The file has a header but no data rows")
+    cfs.discard("")
     if not cfs:
         raise IngestRefused(f"No {UNIT_COLUMN} value in the file: a per-year upload names each row's unit")
     units = {

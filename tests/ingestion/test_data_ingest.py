@@ -206,8 +206,17 @@ def test_unreadable_files_fail_the_whole_upload(unit: Unit, tmp_path: Path, cont
 
 
 def test_a_header_only_file_inserts_nothing(unit: Unit, tmp_path: Path) -> None:
+    header = "unit_institutional_id,name,sius_code,user_institutional_id,fte\n"
+    with pytest.raises(IngestRefused, match="The file has a header but no data rows"):
+        ingest(write(tmp_path, header), 1, 1)
     with pytest.raises(IngestRefused, match="No unit_institutional_id value in the file"):
-        ingest(write(tmp_path, "unit_institutional_id,name,sius_code,user_institutional_id,fte\n"), 1, 1)
+        ingest(write(tmp_path, header + ",A,53,1,1\n"), 1, 1)
+
+
+def test_extra_columns_are_ignored(unit: Unit, tmp_path: Path) -> None:
+    text = "comment,unit_institutional_id,name,sius_code,user_institutional_id,fte,position\nx,7918,A,53,1,1,prof\n"
+    ingest(write(tmp_path, text), 1, 1)
+    assert DataEntry.objects.get().data == {"name": "A", "sius_code": "53", "user_institutional_id": "1", "fte": 1.0}
 
 
 def test_fail_fast_without_factors(unit: Unit, tmp_path: Path) -> None:
