@@ -48,3 +48,22 @@ def test_ingest_of_a_bad_file_exits_one_and_prints_the_error(tmp_path: Path) -> 
         "ERROR: 0 inserted, 1 skipped — first error: row 2, column quantity: must be a number (got 'lots')"
         in out.getvalue()
     )
+
+
+def test_sync_units_provisions_a_new_year_from_the_demo_directory() -> None:
+    out = StringIO()
+    call_command("sync_units", "--year", "2026", "--run-here", stdout=out)
+    assert "SUCCESS — Unit sync completed" in out.getvalue()
+    assert YearConfiguration.objects.get(year=2026).configuration_completed is not None
+
+
+def test_recalculate_refuses_while_one_is_active_and_runs_otherwise() -> None:
+    from pipelines.choices import JobType
+    from pipelines.services import Scope, pipeline_create
+
+    pipeline_create(job_type=JobType.EMISSION_RECALC, scope=Scope(module_type_id=3, data_entry_type_id=31, year=2025))
+    with pytest.raises(CommandError) as excinfo:
+        call_command("recalculate", "--module", "3", "--det", "31", "--year", "2025", stdout=StringIO())
+    assert excinfo.value.returncode == 2
+    assert "already active" in str(excinfo.value)
+    call_command("recalculate", "--module", "3", "--year", "2025", "--run-here", stdout=StringIO())
