@@ -34,6 +34,7 @@ from carbon.models import (
     Unit,
 )
 from carbon.selectors import DbLookups, factor_index
+from ingestion.copy import rows_copy
 from ingestion.csvio import CsvFile, RowErrors, csv_open
 
 UNIT_COLUMN = "unit_institutional_id"
@@ -439,7 +440,7 @@ def _stations_resolve(row_number: int, data: dict[str, Any], errors: RowErrors) 
 def _flush(batch: list[DataEntry], outcome: DataIngestOutcome) -> None:
     if not batch:
         return
-    DataEntry.objects.bulk_create(batch, batch_size=5000)
+    rows_copy(DataEntry, batch)
     outcome.rows_processed += len(batch)
     outcome.batches += 1
     batch.clear()

@@ -1,0 +1,41 @@
+"""Bulk inserts with PostgreSQL COPY (multi-row INSERT on SQLite)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
+from django.utils import timezone
+
+
+def rows_copy(model: type[models.Model], objects: Sequence[models.Model], *, batch_size: int = 5000) -> None:
+    """Insert OBJECTS (unsaved, no primary key) as fast as the database allows.
+
+    PostgreSQL: one ``COPY … FROM STDIN`` through the current transaction's connection —
+    several times faster than INSERT for large uploads. Auto timestamps are filled here, as
+    COPY bypasses the model. Elsewhere: ``bulk_create``.
+    """
+    if not objects:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objects, batch_size=batch_size)
+        return
+    pairs = [(f, f.column) for f in model._meta.concrete_fields if not f.primary_key and f.column]
+    fields = [f for f, _ in pairs]
+    now = timezone.now()
+    columns = ", ".join(connection.ops.quote_name(column) for _, column in pairs if column)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for obj in objects:
+            copy.write_row([_value(obj, field, now) for field in fields])
+
+
+def _value(obj: models.Model, field: models.Field[Any, Any], now: Any) -> Any:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return now
+    value = getattr(obj, field.attname)
+    if isinstance(field, models.JSONField):
+        return None if value is None else json.dumps(value)
+    return value
