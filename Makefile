@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 run: install
-	$(PY) manage.py serve --port $(PORT)
+	$(PY) manage.py serve --port $(PORT) --seed-demo
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
