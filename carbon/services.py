@@ -314,18 +314,26 @@ def year_configuration_create(
         configuration = YearConfiguration.objects.create(
             year=year, is_started=is_started, config=merged, unit_source=str(settings.UNIT_SOURCE_URL or "")
         )
-        pipeline, _ = pipeline_create(
-            job_type=JobType.UNIT_SYNC,
-            scope=Scope(
-                entity_type=EntityType.GLOBAL_PER_YEAR,
-                target_type=TargetType.REFERENCE_DATA,
-                ingestion_method=IngestionMethod.API,
-                year=year,
-            ),
-            config={"target_year": year},
-            created_by=user,
-        )
+        pipeline = unit_sync_start(year=year, user=user)
     return configuration, pipeline
+
+
+def unit_sync_start(*, year: int, user: Any = None) -> Pipeline:
+    """Start a ``unit_sync`` pipeline for YEAR (its handler lives in the ingestion app)."""
+    scope = Scope(
+        entity_type=EntityType.GLOBAL_PER_YEAR,
+        target_type=TargetType.REFERENCE_DATA,
+        ingestion_method=IngestionMethod.API,
+        year=year,
+    )
+    return pipeline_create(job_type=JobType.UNIT_SYNC, scope=scope, config={"target_year": year}, created_by=user)[0]
+
+
+def year_units_sync(*, year: int, user: Any = None) -> Pipeline:
+    """Sync a year's units: create the year if it is new (which starts its sync), else sync again."""
+    if not YearConfiguration.objects.filter(year=year).exists():
+        return year_configuration_create(year=year, user=user)[1]
+    return unit_sync_start(year=year, user=user)
 
 
 def year_configuration_patch(

@@ -12,14 +12,12 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from carbon.models import Unit, YearConfiguration
-from carbon.services import year_configuration_create
+from carbon.models import Unit
 from ingestion.files import upload_store
 from ingestion.services import upload_dispatch
 from ingestion.services_rates import currency_rates_load
-from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
+from pipelines.choices import TargetType
 from pipelines.models import Pipeline
-from pipelines.services import Scope, pipeline_create
 
 DEMO = Path(__file__).resolve().parent / "demo"
 
@@ -63,19 +61,6 @@ DATA_FILES: dict[str, tuple[int, int | None]] = {
 }
 
 Wait = Callable[[Pipeline], str]
-
-
-def demo_units_sync(*, year: int) -> Pipeline:
-    """Create the year (its unit_sync starts) or sync its units again."""
-    if not YearConfiguration.objects.filter(year=year).exists():
-        return year_configuration_create(year=year)[1]
-    scope = Scope(
-        entity_type=EntityType.GLOBAL_PER_YEAR,
-        target_type=TargetType.REFERENCE_DATA,
-        ingestion_method=IngestionMethod.API,
-        year=year,
-    )
-    return pipeline_create(job_type=JobType.UNIT_SYNC, scope=scope, config={"target_year": year})[0]
 
 
 def demo_uploads(*, year: int, wait: Wait) -> list[Pipeline]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingestion.demo_seed import demo_units_sync, demo_uploads
+from carbon.services import year_units_sync
+from ingestion.demo_seed import demo_uploads
 from pipelines.choices import PipelineStatus
 from pipelines.follow import pipeline_follow
 from pipelines.models import Pipeline
@@ -40,7 +41,7 @@ class Command(BaseCommand):
                 failures.append(f"{pipeline.kind} {pipeline.pk}: {snapshot['status']} {snapshot['last_error']}")
             return str(snapshot["status"])
 
-        units = demo_units_sync(year=options["year"])
+        units = year_units_sync(year=options["year"])
         if wait(units) != PipelineStatus.SUCCESS:
             raise CommandError(f"unit sync failed: {failures[-1]}", returncode=1)
         pipelines = demo_uploads(year=options["year"], wait=wait)

@@ -14,11 +14,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from carbon.models import YearConfiguration
-from carbon.services import year_configuration_create
-from pipelines.choices import EntityType, IngestionMethod, JobType, PipelineStatus, TargetType
+from carbon.services import year_units_sync
+from pipelines.choices import PipelineStatus
 from pipelines.follow import pipeline_follow
-from pipelines.services import Scope, pipeline_create
 
 
 class Command(BaseCommand):
@@ -30,20 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the final pipeline snapshot as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        year = options["year"]
-        if YearConfiguration.objects.filter(year=year).exists():
-            pipeline, _ = pipeline_create(
-                job_type=JobType.UNIT_SYNC,
-                scope=Scope(
-                    entity_type=EntityType.GLOBAL_PER_YEAR,
-                    target_type=TargetType.REFERENCE_DATA,
-                    ingestion_method=IngestionMethod.API,
-                    year=year,
-                ),
-                config={"target_year": year},
-            )
-        else:
-            _, pipeline = year_configuration_create(year=year)
+        pipeline = year_units_sync(year=options["year"])
         snapshot = pipeline_follow(pipeline_id=pipeline.pk, out=self.stderr if options["json"] else self.stdout,
                                    run_here=options["run_here"])  # fmt: skip
         if options["json"]:
@@ -51,4 +36,4 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"pipeline {pipeline.pk}: {snapshot['status']} — {snapshot['jobs'][0]['status_message']}")
         if snapshot["status"] != PipelineStatus.SUCCESS:
-            raise CommandError(f"unit sync for {year} ended {snapshot['status']}", returncode=1)
+            raise CommandError(f"unit sync for {options['year']} ended {snapshot['status']}", returncode=1)
