@@ -30,6 +30,7 @@ from carbon.models import (
 from carbon.reference_data import MODULE_DATA_ENTRY_TYPES
 from carbon.selectors import DbLookups, factor_index
 from carbon.stats import ModuleFigures, RawSum, it_kg, module_stats, report_stats, same_figures
+from config.bulk import rows_copy
 from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
 from pipelines.models import Pipeline
 from pipelines.services import Scope, pipeline_create
@@ -164,7 +165,7 @@ def emissions_recalculate(
                     )
                 )
         DataEntryEmission.objects.filter(data_entry_id__in=[entry_id for entry_id, _, _ in batch]).delete()
-        DataEntryEmission.objects.bulk_create(new_rows, batch_size=2000)
+        rows_copy(DataEntryEmission, new_rows)
         stats.recalculated += len(batch)
         stats.emissions += len(new_rows)
         if progress is not None:

@@ -34,7 +34,7 @@ from carbon.models import (
     Unit,
 )
 from carbon.selectors import DbLookups, factor_index
-from ingestion.copy import rows_copy
+from config.bulk import rows_copy
 from ingestion.csvio import CsvFile, RowErrors, csv_open
 
 UNIT_COLUMN = "unit_institutional_id"
