@@ -39,3 +39,14 @@ def _value(obj: models.Model, field: models.Field[Any, Any], now: Any) -> Any:
     if isinstance(field, models.JSONField):
         return None if value is None else json.dumps(value)
     return value
+
+
+def rows_delete(queryset: models.QuerySet[Any]) -> int:
+    """One set-based ``DELETE … WHERE …`` for QUERYSET, whatever points at its rows.
+
+    Django's ``delete()`` loads every row of a model that others reference (to cascade in
+    Python): a million entries would be read into memory first. Callers delete the
+    referencing rows themselves, first, in the same transaction (the database's foreign keys
+    refuse anything they forget), then call this.
+    """
+    return int(queryset._raw_delete(queryset.db))

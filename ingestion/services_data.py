@@ -34,7 +34,7 @@ from carbon.models import (
     Unit,
 )
 from carbon.selectors import DbLookups, factor_index
-from config.bulk import rows_copy
+from config.bulk import rows_copy, rows_delete
 from ingestion.csvio import CsvFile, RowErrors, csv_open
 
 UNIT_COLUMN = "unit_institutional_id"
@@ -280,8 +280,7 @@ def _replaced_entries_delete(plan: _Plan) -> int:
     """Delete what the file replaces: emissions first (one statement), then the entries."""
     entries = _replaced_entries(plan)
     DataEntryEmission.objects.filter(data_entry__in=entries).delete()
-    deleted, _ = entries.delete()
-    return deleted
+    return rows_delete(entries)
 
 
 def _entry_from_row(

@@ -20,6 +20,7 @@ from carbon.catalogue import spec_for
 from carbon.choices import CarbonReportType, DataEntrySource, DataEntryTypeId, ModuleTypeId
 from carbon.compute import OVERRIDE_KEY
 from carbon.models import CarbonReportModule, DataEntry, DataEntryEmission
+from config.bulk import rows_delete
 from ingestion.csvio import RowErrors
 
 CAPTIONS = (
@@ -124,7 +125,7 @@ def travel_rows_ingest(
     )
     outcome.module_ids |= set(previous.values_list("carbon_report_module_id", flat=True))
     DataEntryEmission.objects.filter(data_entry__in=previous).delete()
-    outcome.rows_deleted, _ = previous.delete()
+    outcome.rows_deleted = rows_delete(previous)
     DataEntry.objects.bulk_create(entries, batch_size=5000)
     outcome.rows_processed = len(entries)
     return outcome
