@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "pipelines",
     "carbon",
@@ -173,6 +174,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Data pipelines of the university carbon-footprint calculator.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets are served from the app itself: no CDN (the network may be closed).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Files ----------------------------------------------------------------------------------

@@ -88,3 +88,41 @@ def pipeline_snapshot(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> dict[str
         },
         "jobs": [{k: _iso(v) for k, v in job.items()} for job in jobs],
     }
+
+
+def system_health(*, now: Any = None) -> dict[str, Any]:
+    """Database reachable, live workers, last reconciler sweep (GET /api/v1/health).
+
+    Healthy = the database answers and, among the registered processes, at least one worker
+    and one reconciler heartbeated within three of their periods. Three queries at most.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from pipelines.choices import WorkerKind
+    from pipelines.models import Worker
+
+    now = now or timezone.now()
+    worker_cutoff = now - timedelta(seconds=3 * max(settings.WORKER_HEARTBEAT_SECONDS, settings.WORKER_POLL_SECONDS))
+    sweep_cutoff = now - timedelta(seconds=3 * settings.PIPELINE_RECONCILER_INTERVAL_SECONDS)
+    rows = list(Worker.objects.values_list("kind", "last_heartbeat_at", "git_sha", "version"))
+    live_workers = [r for r in rows if r[0] == WorkerKind.WORKER and r[1] >= worker_cutoff]
+    sweeps = [r[1] for r in rows if r[0] == WorkerKind.RECONCILER]
+    last_sweep = max(sweeps, default=None)
+    versions = sorted({f"{r[3]}@{r[2]}" if r[2] else r[3] for r in live_workers})
+    checks = {
+        "database": True,
+        "workers": len(live_workers) > 0,
+        "reconciler": last_sweep is not None and last_sweep >= sweep_cutoff,
+    }
+    return {
+        "healthy": all(checks.values()),
+        "checks": checks,
+        "live_workers": len(live_workers),
+        "worker_versions": versions,
+        "mixed_versions": len(versions) > 1,
+        "last_reconciler_sweep": last_sweep.isoformat() if last_sweep else None,
+        "checked_at": now.isoformat(),
+    }
