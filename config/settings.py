@@ -194,6 +194,9 @@ TRAVEL_API_URL = env_url("TRAVEL_API_URL", None, schemes=("http", "https"))
 TRAVEL_API_TOKEN = env_str("TRAVEL_API_TOKEN", None)
 
 # --- Pipelines engine -----------------------------------------------------------------------
+# Who may see and operate pipelines: a function user → scope, provided by the domain app so
+# the engine imports none (fixed wiring, not an environment setting).
+PIPELINES_ACCESS = "carbon.permissions.access_scope"
 WORKER_POLL_SECONDS = env_int("WORKER_POLL_SECONDS", 1, min_value=1, max_value=3600)
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, min_value=1, max_value=3600)
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, min_value=2, max_value=86_400)
