@@ -10,30 +10,18 @@ from django.db import transaction
 
 from carbon.choices import DataEntrySource
 from carbon.models import CarbonReport, CarbonReportModule, DataEntry, Location, Unit
+from ingestion import demo_seed
 from ingestion.csvio import CsvError
+from ingestion.demo_seed import DATA_FILES
 from ingestion.services_data import DataIngestOutcome, IngestRefused, data_csv_ingest
 from tests.carbon.conftest import make_factor
 
 pytestmark = pytest.mark.django_db
 
-DEMO = Path(__file__).resolve().parents[2] / "ingestion" / "demo" / "data"
+DEMO = demo_seed.DEMO / "data"
 
-# (file, module, pinned det or None)
-FORMATS = [
-    ("headcount_member.csv", 1, 1),
-    ("travel_planes.csv", 2, 20),
-    ("travel_trains.csv", 2, 21),
-    ("building_rooms.csv", 3, 30),
-    ("energy_combustion.csv", 3, 31),
-    ("equipments.csv", 4, None),
-    ("purchases_common.csv", 5, None),
-    ("purchases_additional.csv", 5, 67),
-    ("external_clouds.csv", 7, 40),
-    ("external_ai.csv", 7, 41),
-    ("processemissions.csv", 8, 50),
-    ("researchfacilities_common.csv", 6, 70),
-    ("researchfacilities_animals.csv", 6, 71),
-]
+# (file, module, pinned det or None): the samples the demo loads
+FORMATS = [(name, module, det) for name, (module, det) in DATA_FILES.items()]
 
 
 @pytest.fixture

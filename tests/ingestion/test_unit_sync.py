@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -42,7 +39,7 @@ from ingestion.unit_directory import (
 from pipelines.choices import EntityType, IngestionMethod, JobResult, JobType, PipelineStatus, TargetType
 from pipelines.models import IngestionJob, Pipeline, Worker
 from pipelines.services import Scope, pipeline_create
-from tests.pipelines.conftest import _database_url, run_until_idle, wait_for
+from tests.pipelines.conftest import REAL_HANDLERS_ENTRY, Processes, run_until_idle, wait_for, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -680,60 +677,16 @@ def test_two_units_claiming_one_cf_keep_it_on_the_active_one() -> None:
 # --- PostgreSQL: two years synced at once by two worker processes --------------------------------
 
 
-@dataclass
-class RealWorkers:
-    """``manage.py run_worker`` processes with the real handlers (not the engine's test doubles)."""
-
-    env: dict[str, str]
-    log_dir: Path
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, worker_id: str) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{worker_id.replace(':', '-')}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker", "--worker-id", worker_id],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.started.append(proc)
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
-
-    def stop_all(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.started:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
-def real_workers(directory: FakeDirectory, tmp_path: Path) -> Iterator[RealWorkers]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(
-        {
-            "DATABASE_URL": _database_url(),
-            "SECRET_KEY": django_settings.SECRET_KEY,
-            "FILES_ROOT": str(django_settings.FILES_ROOT),
-            "UNIT_SOURCE_URL": directory.url,
-            "UNIT_SOURCE_USER": USER,
-            "UNIT_SOURCE_PASSWORD": PASSWORD,
-            "JOB_LEASE_SECONDS": "10",
-            "WORKER_HEARTBEAT_SECONDS": "1",
-            "WORKER_POLL_SECONDS": "1",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
+def real_workers(directory: FakeDirectory, tmp_path: Path) -> Iterator[Processes]:
+    """``manage.py run_worker`` processes with the real handlers (not the engine's test doubles)."""
+    env = worker_env(
+        UNIT_SOURCE_URL=directory.url,
+        UNIT_SOURCE_USER=USER,
+        UNIT_SOURCE_PASSWORD=PASSWORD,
+        JOB_LEASE_SECONDS="10",
     )
-    workers = RealWorkers(env=env, log_dir=tmp_path)
+    workers = Processes(env, tmp_path, entry=REAL_HANDLERS_ENTRY)
     try:
         yield workers
     finally:
@@ -744,10 +697,10 @@ def real_workers(directory: FakeDirectory, tmp_path: Path) -> Iterator[RealWorke
 
 @pytest.mark.postgres
 @ENGINE
-def test_two_years_synced_concurrently_by_two_workers(directory: FakeDirectory, real_workers: RealWorkers) -> None:
+def test_two_years_synced_concurrently_by_two_workers(directory: FakeDirectory, real_workers: Processes) -> None:
     # given: two idle workers
-    real_workers.start("worker:unit-sync:1")
-    real_workers.start("worker:unit-sync:2")
+    real_workers.worker(worker_id="worker:unit-sync:1")
+    real_workers.worker(worker_id="worker:unit-sync:2")
     wait_for(lambda: Worker.objects.count() == 2, timeout=60, what="both workers to register")
     # when: two years are provisioned at once
     pipelines = [sync_pipeline(2025), sync_pipeline(2026)]

@@ -65,9 +65,8 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def subprocess_env(tmp_path: Path) -> dict[str, str]:
-    """Environment of a worker subprocess: this test's database, short leases."""
+def worker_env(**overrides: str) -> dict[str, str]:
+    """Environment of a worker subprocess: this test's database, short leases, OVERRIDES."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL"}}
     env.update(
         {
@@ -80,21 +79,33 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
             "JOB_MAX_ATTEMPTS": "3",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            **overrides,
         }
     )
     return env
 
 
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    return worker_env()
+
+
+# The engine's own tests run workers with the test handlers; others run ``manage.py`` itself.
+TEST_HANDLERS_ENTRY = ("-m", "tests.pipelines.worker_main")
+REAL_HANDLERS_ENTRY = ("manage.py",)
+
+
 class Processes:
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, entry: tuple[str, ...] = TEST_HANDLERS_ENTRY) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.entry = entry
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"proc-{len(self.started)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.pipelines.worker_main", *args],
+            [sys.executable, *self.entry, *args],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             stdout=log,
