@@ -22,9 +22,9 @@ from pipelines import locks, rules
 from pipelines.choices import ACTIVE_PIPELINE_STATUSES, JobResult, JobState
 from pipelines.db import jobs_notify
 from pipelines.models import IngestionJob, Pipeline
-from pipelines.runner import _fan_in, job_settle
+from pipelines.runner import fan_in_settle, job_settle
 from pipelines.selectors import JOB_VIEW_FIELDS, job_views
-from pipelines.services import _lock_pipeline, history_entry, pipeline_status_refresh, workers_prune
+from pipelines.services import history_entry, pipeline_lock, pipeline_status_refresh, workers_prune
 
 logger = logging.getLogger(__name__)
 
@@ -216,14 +216,14 @@ def _close_fan_ins(pipeline_id: UUID) -> list[int]:
     year = Pipeline.objects.filter(pk=pipeline_id).values_list("year", flat=True).first()
     with transaction.atomic():
         locks.lock_year(year=year)  # lock order: year, then pipeline row, then jobs
-        pipeline = _lock_pipeline(pipeline_id)
+        pipeline = pipeline_lock(pipeline_id)
         rows = list(IngestionJob.objects.filter(pipeline_id=pipeline.pk).select_for_update())
         for group in rules.fan_in_groups(job_views(IngestionJob.objects.filter(pipeline_id=pipeline.pk))).values():
             if not rules.fan_in_open(group):
                 continue
             last = max((r for r in rows if r.pk in {j.id for j in group}), key=lambda r: r.finished_at or r.created_at)
             now = timezone.now()
-            _fan_in(last, last.result or JobResult.ERROR, (last.meta or {}).get("fan_in") or {}, now)
+            fan_in_settle(last, last.result or JobResult.ERROR, (last.meta or {}).get("fan_in") or {}, now)
             message = "Reconciler: every sibling had finished but none had chained the aggregation; chained it"
             IngestionJob.objects.filter(pk=last.pk).update(
                 closed_fan_in=True,

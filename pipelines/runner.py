@@ -42,10 +42,10 @@ from pipelines.models import IngestionJob, Pipeline
 from pipelines.registry import HandlerResult, JobCancelled, LeaseLost, ReleaseRequested
 from pipelines.services import (
     DEDUP_CONSTRAINTS,
-    _is_dedup_violation,
-    _lock_pipeline,
+    dedup_violation,
     history_entry,
     job_chain,
+    pipeline_lock,
     pipeline_status_refresh,
     worker_heartbeat,
 )
@@ -479,7 +479,7 @@ def job_settle(
         return False
     if head["job_type"] in rules.FAN_IN:
         locks.lock_year(year=head["year"])
-    pipeline = _lock_pipeline(head["pipeline_id"])
+    pipeline = pipeline_lock(head["pipeline_id"])
     row = IngestionJob.objects.select_for_update().filter(pk=job_id).first()
     if row is None or row.state != JobState.RUNNING:
         return False
@@ -490,7 +490,7 @@ def job_settle(
     if refuse_if_cancelled and (row.cancel_requested_at is not None or pipeline.cancel_requested_at is not None):
         raise JobCancelled(f"job {job_id}: cancellation requested")
     merged_meta = {**(row.meta or {}), **(meta or {})}
-    closed = _fan_in(row, result, merged_meta.get("fan_in") or {}, now) if row.job_type in rules.FAN_IN else False
+    closed = fan_in_settle(row, result, merged_meta.get("fan_in") or {}, now) if row.job_type in rules.FAN_IN else False
     merged_history = _merge_history(row.status_history or [], history or [])
     merged_history = rules.history_append(
         merged_history, history_entry(message, kind=history_kind, now=now, state=JobState.FINISHED, result=result)
@@ -514,7 +514,7 @@ def job_settle(
     return True
 
 
-def _fan_in(row: IngestionJob, own_result: str, own_payload: dict[str, Any], now: datetime) -> bool:
+def fan_in_settle(row: IngestionJob, own_result: str, own_payload: dict[str, Any], now: datetime) -> bool:
     """Settle ROW's fan-in group if ROW is its last member to finish. Returns True if settled.
 
     Runs under the year lock and the pipeline row lock, so siblings decide one at a time on
@@ -583,7 +583,7 @@ def _requeue_fan_in_job(job: IngestionJob, config: dict[str, Any], *, reason: st
                 updated_at=now,
             )
     except IntegrityError as exc:
-        if job.job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job.job_type):
+        if job.job_type in DEDUP_CONSTRAINTS and dedup_violation(exc, job.job_type):
             return  # another pipeline's active job of this scope covers it
         raise
     jobs_notify()

@@ -68,7 +68,7 @@ def _actor(user: Any) -> str:
     return str(getattr(user, "email", "") or getattr(user, "username", "") or f"user {user.pk}")
 
 
-def _lock_pipeline(pipeline_id: UUID, *, using: str = DATA_ALIAS) -> Pipeline:
+def pipeline_lock(pipeline_id: UUID, *, using: str = DATA_ALIAS) -> Pipeline:
     """Row-lock the pipeline (FOR NO KEY UPDATE: child inserts holding KEY SHARE are not blocked)."""
     return Pipeline.objects.using(using).select_for_update(no_key=True).get(pk=pipeline_id)
 
@@ -148,7 +148,7 @@ def pipeline_create(
                     now=now,
                 )
         except IntegrityError as exc:
-            if job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job_type):
+            if job_type in DEDUP_CONSTRAINTS and dedup_violation(exc, job_type):
                 raise ActiveJobConflict(f"A {job_type} for this scope is already active") from exc
             raise
         jobs_notify()
@@ -191,7 +191,7 @@ def _active_duplicate(job_type: str, scope: Any) -> IngestionJob | None:
     return IngestionJob.objects.filter(job_type=job_type, state__in=ACTIVE_JOB_STATES, **lookup).order_by("id").first()
 
 
-def _is_dedup_violation(exc: IntegrityError, job_type: str) -> bool:
+def dedup_violation(exc: IntegrityError, job_type: str) -> bool:
     """True when EXC is the dedup index of JOB_TYPE (any other integrity error is a real bug)."""
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
@@ -247,7 +247,7 @@ def job_chain(
                 now=now,
             )
     except IntegrityError as exc:
-        if job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job_type):
+        if job_type in DEDUP_CONSTRAINTS and dedup_violation(exc, job_type):
             return None
         raise
     jobs_notify()
@@ -267,7 +267,7 @@ def pipeline_status_refresh(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> ru
     """
     with transaction.atomic(using=using):
         try:
-            pipeline = _lock_pipeline(pipeline_id, using=using)
+            pipeline = pipeline_lock(pipeline_id, using=using)
         except Pipeline.DoesNotExist:
             return None
         verdict = rules.pipeline_verdict(
@@ -321,7 +321,7 @@ def pipeline_abort(*, pipeline_id: UUID, user: Any = None) -> AbortOutcome:
     now = timezone.now()
     reason = f"Aborted by {_actor(user)}"
     with transaction.atomic():
-        pipeline = _lock_pipeline(pipeline_id)
+        pipeline = pipeline_lock(pipeline_id)
         if pipeline.is_terminal:
             # On SQLite a marked job may have stopped, and ended the pipeline, while we waited.
             return AbortOutcome(applied=bool(marked), signalled=len(marked))
@@ -340,7 +340,7 @@ def job_abort(*, job_id: int, user: Any = None) -> AbortOutcome:
     now = timezone.now()
     reason = f"Aborted by {_actor(user)}"
     with transaction.atomic():
-        _lock_pipeline(job.pipeline_id)
+        pipeline_lock(job.pipeline_id)
         one = IngestionJob.objects.filter(pk=job_id)
         signalled = _jobs_signal_cancel(one, reason, now)
         cancelled = _jobs_cancel_unstarted(one, reason, now)
@@ -392,7 +392,7 @@ class RetryOutcome:
 def pipeline_retry_failed(*, pipeline_id: UUID, user: Any = None) -> RetryOutcome:
     """Re-run the failed (ERROR) and cancelled jobs of a terminal pipeline, and nothing else."""
     with transaction.atomic():
-        pipeline = _lock_pipeline(pipeline_id)
+        pipeline = pipeline_lock(pipeline_id)
         if not pipeline.is_terminal:
             raise InvalidTransition(
                 f"pipeline {pipeline_id} is {pipeline.status}: only a finished pipeline can be retried"
@@ -413,7 +413,7 @@ def job_retry(*, job_id: int, user: Any = None) -> RetryOutcome:
     """Re-run one job that ended in ERROR or CANCELLED (a new attempt in the same pipeline)."""
     job = IngestionJob.objects.get(pk=job_id)
     with transaction.atomic():
-        _lock_pipeline(job.pipeline_id)
+        pipeline_lock(job.pipeline_id)
         job = IngestionJob.objects.select_for_update().get(pk=job_id)
         if job.state != JobState.FINISHED or job.result not in (JobResult.ERROR, JobResult.CANCELLED):
             raise InvalidTransition(
@@ -453,7 +453,7 @@ def _jobs_requeue(jobs: list[IngestionJob], *, reason: str) -> RetryOutcome:
                         pipeline_id=job.pipeline_id, parent_id=job.parent_id, job_type=job.job_type
                     ).update(closed_fan_in=False)
         except IntegrityError as exc:
-            if job.job_type in DEDUP_CONSTRAINTS and _is_dedup_violation(exc, job.job_type):
+            if job.job_type in DEDUP_CONSTRAINTS and dedup_violation(exc, job.job_type):
                 skipped[job.pk] = "an active job of the same scope exists"
                 continue
             raise
@@ -472,7 +472,7 @@ def job_recover(*, job_id: int, user: Any = None, now: datetime | None = None) -
     now = now or timezone.now()
     with transaction.atomic():
         job = IngestionJob.objects.get(pk=job_id)
-        _lock_pipeline(job.pipeline_id)
+        pipeline_lock(job.pipeline_id)
         job = IngestionJob.objects.select_for_update().get(pk=job_id)
         if job.state != JobState.RUNNING or job.lease_expires_at is None or job.lease_expires_at >= now:
             raise InvalidTransition(
