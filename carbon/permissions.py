@@ -43,6 +43,21 @@ class AccessScope:
         )
 
     @property
+    def can_view_configuration(self) -> bool:
+        """Years not yet open to end users, stale factors, recalculation status."""
+        return self.superadmin or self.backoffice_global or bool(self.backoffice_unit_ids)
+
+    @property
+    def can_upload_somewhere(self) -> bool:
+        """May store an upload (temp-upload): configurers, and principals for their units."""
+        return self.superadmin or bool(self.principal_unit_ids)
+
+    @property
+    def can_view_reports(self) -> bool:
+        """Reports and their stats, for the units in ``visible_unit_ids``."""
+        return self.sees_all_units or bool(self.backoffice_unit_ids) or bool(self.principal_unit_ids)
+
+    @property
     def sees_all_units(self) -> bool:
         return self.superadmin or self.backoffice_global
 

@@ -161,13 +161,16 @@ else:
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its ``WWW-Authenticate`` header turns "not authenticated" into a 401
+    # (session authentication alone has none, and DRF would answer 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "config.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "carbon-pipeline API",
@@ -197,6 +200,8 @@ TRAVEL_API_TOKEN = env_str("TRAVEL_API_TOKEN", None)
 # Who may see and operate pipelines: a function user → scope, provided by the domain app so
 # the engine imports none (fixed wiring, not an environment setting).
 PIPELINES_ACCESS = "carbon.permissions.access_scope"
+# Display labels of the domain ids on pipelines (module, data-entry type), same wiring.
+PIPELINES_LABELS = "carbon.labels.pipeline_labels"
 WORKER_POLL_SECONDS = env_int("WORKER_POLL_SECONDS", 1, min_value=1, max_value=3600)
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, min_value=1, max_value=3600)
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, min_value=2, max_value=86_400)

@@ -10,5 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Three apps share /api/v1/ (and its sync/ prefix): the engine, ingestion and the domain.
     path("api/v1/", include("pipelines.api.urls")),
+    path("api/v1/", include("ingestion.api.urls")),
+    path("api/v1/", include("carbon.api.urls")),
 ]

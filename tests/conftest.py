@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from carbon.models import User
+from tests.roles import Roles, roles_create
 
 _skipped_for_postgres: list[str] = []
 
@@ -67,3 +68,9 @@ def _reference_rows(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def superuser(django_user_model: type[User]) -> User:
     return django_user_model.objects.create_superuser(username="root", email="root@example.org", password="pw-root-123")
+
+
+@pytest.fixture
+def roles(db: None) -> Roles:
+    """Labs A and B and one API caller per role (see tests/roles.py)."""
+    return roles_create()
