@@ -29,7 +29,7 @@ def progress_line(snapshot: dict[str, Any]) -> str:
     progress = snapshot["progress"]
     filled = int(BAR_WIDTH * (progress["phase"] - (0 if progress["done"] else 1)) / progress["phases_total"])
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-    latest = max(jobs, key=lambda j: (j["state"] != "NOT_STARTED", j["id"]))["status_message"] if jobs else ""
+    latest = max(jobs, key=lambda j: (j["state"] != "NOT_STARTED", j["job_id"]))["status_message"] if jobs else ""
     return f"[{bar}] {snapshot['status']:<11} {progress['phase_label']:<11} jobs {done}/{len(jobs)}  {latest[:80]}"
 
 

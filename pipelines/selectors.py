@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from pipelines import rules
+from pipelines.choices import ACTIVE_JOB_STATES, EntityType, JobState, PipelineStatus, WorkerKind
 from pipelines.db import DATA_ALIAS
-from pipelines.models import IngestionJob, Pipeline
+from pipelines.models import IngestionJob, Pipeline, Worker
+from pipelines.wiring import Labels, PipelineAccess, domain_labels
 
 JOB_VIEW_FIELDS = (
     "id",
@@ -32,13 +40,31 @@ def job_views(jobs: QuerySet[IngestionJob] | list[dict[str, Any]]) -> list[rules
 
 SNAPSHOT_JOB_FIELDS = (
     *JOB_VIEW_FIELDS,
+    "pipeline_id",
     "attempts",
     "max_attempts",
     "lease_owner",
     "module_type_id",
     "data_entry_type_id",
     "year",
+    "unit_id",
     "created_at",
+    "cancel_requested_at",
+    "status_history",
+    "meta",
+)
+# The parts of a job's meta that lists and live snapshots carry (the rest, config and the row
+# errors, is read from GET /sync/jobs/{id}): small, and enough for the console's row expand.
+SNAPSHOT_META_KEYS = ("provider_name", "filters", "phases", "progress", "processed_file_path")
+SNAPSHOT_STATS_KEYS = (
+    "rows_processed",
+    "rows_with_factors",
+    "rows_without_factors",
+    "rows_skipped",
+    "row_errors_count",
+    "inserted",
+    "replaced",
+    "factors_upserted",
 )
 
 
@@ -46,38 +72,116 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def pipeline_snapshot(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> dict[str, Any] | None:
-    """A full snapshot of one pipeline (never a delta), as pushed live and served by the API.
+def _label(labels: Labels, kind: str, value: int | None) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    name, title = labels.get(kind, {}).get(value, (None, None))
+    return name, title
 
-    Two queries: the pipeline row and its jobs.
-    """
-    pipeline = Pipeline.objects.using(using).filter(pk=pipeline_id).first()
-    if pipeline is None:
-        return None
-    jobs = list(
-        IngestionJob.objects.using(using).filter(pipeline_id=pipeline_id).order_by("id").values(*SNAPSHOT_JOB_FIELDS)
-    )
-    verdict = rules.pipeline_verdict(job_views(jobs), expected_recalc=pipeline.expected_recalc)
+
+def _job_meta_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    summary = {key: meta[key] for key in SNAPSHOT_META_KEYS if key in meta}
+    stats = meta.get("stats")
+    if isinstance(stats, dict):
+        summary["stats"] = {key: stats[key] for key in SNAPSHOT_STATS_KEYS if key in stats}
+    first = rules.first_row_error(meta)
+    if first:
+        summary["first_row_error"] = first
+    return summary
+
+
+def job_payload(job: dict[str, Any], *, labels: Labels, full_meta: bool = False) -> dict[str, Any]:
+    """One job as the API, the console and live events show it."""
+    det_name, det_title = _label(labels, "data_entry_type", job["data_entry_type_id"])
+    started, finished = job["started_at"], job["finished_at"]
+    meta = job.get("meta") or {}
     return {
-        "id": str(pipeline.pk),
-        "kind": pipeline.kind,
+        "job_id": job["id"],
+        "parent_id": job["parent_id"],
+        "job_type": job["job_type"],
+        "state": job["state"],
+        "result": job["result"],
+        "status_message": job["status_message"],
+        "module_type_id": job["module_type_id"],
+        "data_entry_type_id": job["data_entry_type_id"],
+        "data_entry_type_label": det_name,
+        "data_entry_type_title": det_title,
+        "year": job["year"],
+        "attempts": job["attempts"],
+        "max_attempts": job["max_attempts"],
+        "worker": job["lease_owner"],
+        "cancel_requested": job["cancel_requested_at"] is not None,
+        "created_at": _iso(job["created_at"]),
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "duration_seconds": (finished - started).total_seconds() if started and finished else None,
+        "status_history": job["status_history"] or [],
+        "meta": meta if full_meta else _job_meta_summary(meta),
+    }
+
+
+def pipeline_payloads(pipelines: list[Pipeline], *, using: str = DATA_ALIAS) -> list[dict[str, Any]]:
+    """PIPELINES (created_by selected) as full snapshots: one query for all their jobs.
+
+    The same shape serves the list, the detail and the live events (SPEC §5.6: a snapshot,
+    never a delta), so a client can replace a row with whatever it received last.
+    """
+    labels = domain_labels()
+    jobs_by_pipeline: dict[UUID, list[dict[str, Any]]] = {p.pk: [] for p in pipelines}
+    if pipelines:
+        rows = (
+            IngestionJob.objects.using(using)
+            .filter(pipeline_id__in=list(jobs_by_pipeline))
+            .order_by("pipeline_id", "id")
+            .values(*SNAPSHOT_JOB_FIELDS)
+        )
+        for row in rows:
+            jobs_by_pipeline[row["pipeline_id"]].append(row)
+    return [_pipeline_payload(p, jobs_by_pipeline[p.pk], labels) for p in pipelines]
+
+
+def _author(pipeline: Pipeline) -> str | None:
+    user = pipeline.created_by
+    if user is None:
+        return None
+    full = f"{user.first_name} {user.last_name}".strip()
+    return str(getattr(user, "display_name", "") or full or user.email or user.get_username())
+
+
+def _pipeline_payload(pipeline: Pipeline, jobs: list[dict[str, Any]], labels: Labels) -> dict[str, Any]:
+    verdict = rules.pipeline_verdict(job_views(jobs), expected_recalc=pipeline.expected_recalc)
+    root = jobs[0] if jobs else None
+    module_name, module_title = _label(labels, "module", pipeline.module_type_id)
+    det_name, det_title = _label(labels, "data_entry_type", pipeline.data_entry_type_id)
+    return {
+        "pipeline_id": str(pipeline.pk),
+        "job_type": pipeline.kind,
         "status": pipeline.status,
         "has_errors": pipeline.has_errors,
+        "is_orphan": False,  # every job belongs to a pipeline here (the reference had orphans)
         "entity_type": pipeline.entity_type,
+        "target_type": pipeline.target_type,
         "ingestion_method": pipeline.ingestion_method,
         "module_type_id": pipeline.module_type_id,
+        "module_label": module_name,
+        "module_title": module_title,
         "data_entry_type_id": pipeline.data_entry_type_id,
+        "data_entry_type_label": det_name,
+        "data_entry_type_title": det_title,
         "year": pipeline.year,
         "unit_id": pipeline.unit_id,
-        "unit_code": pipeline.unit_code,
-        "job_count": pipeline.job_count,
-        "error_count": pipeline.error_count,
+        "unit_institutional_id": pipeline.unit_code or None,
+        "author": _author(pipeline),
+        "status_message": root["status_message"] if root else "",
         "last_error": pipeline.last_error,
+        "job_count": len(jobs),
+        "error_count": verdict.error_count,
+        "latest_job_id": jobs[-1]["id"] if jobs else None,
         "created_at": _iso(pipeline.created_at),
         "started_at": _iso(pipeline.started_at),
         "finished_at": _iso(pipeline.finished_at),
         "updated_at": _iso(pipeline.updated_at),
-        "cancel_requested_at": _iso(pipeline.cancel_requested_at),
+        "cancel_requested": pipeline.cancel_requested_at is not None,
         "progress": {
             "phase": verdict.phase,
             "phases_total": verdict.phases_total,
@@ -86,8 +190,19 @@ def pipeline_snapshot(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> dict[str
             "has_error": pipeline.has_errors,
             "status": pipeline.status,
         },
-        "jobs": [{k: _iso(v) for k, v in job.items()} for job in jobs],
+        "jobs": [job_payload(job, labels=labels) for job in jobs],
     }
+
+
+def pipeline_snapshot(*, pipeline_id: UUID | str, using: str = DATA_ALIAS) -> dict[str, Any] | None:
+    """A full snapshot of one pipeline (never a delta), as pushed live and served by the API.
+
+    Two queries: the pipeline row (with its author) and its jobs.
+    """
+    pipeline = Pipeline.objects.using(using).select_related("created_by").filter(pk=pipeline_id).first()
+    if pipeline is None:
+        return None
+    return pipeline_payloads([pipeline], using=using)[0]
 
 
 def system_health(*, now: Any = None) -> dict[str, Any]:
@@ -96,14 +211,6 @@ def system_health(*, now: Any = None) -> dict[str, Any]:
     Healthy = the database answers and, among the registered processes, at least one worker
     and one reconciler heartbeated within three of their periods. Three queries at most.
     """
-    from datetime import timedelta
-
-    from django.conf import settings
-    from django.utils import timezone
-
-    from pipelines.choices import WorkerKind
-    from pipelines.models import Worker
-
     now = now or timezone.now()
     worker_cutoff = now - timedelta(seconds=3 * max(settings.WORKER_HEARTBEAT_SECONDS, settings.WORKER_POLL_SECONDS))
     sweep_cutoff = now - timedelta(seconds=3 * settings.PIPELINE_RECONCILER_INTERVAL_SECONDS)
@@ -126,3 +233,200 @@ def system_health(*, now: Any = None) -> dict[str, Any]:
         "last_reconciler_sweep": last_sweep.isoformat() if last_sweep else None,
         "checked_at": now.isoformat(),
     }
+
+
+# --- Lists (GET /sync/pipelines, the console) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelineFilters:
+    """The list filters of SPEC §6.2; every one optional. ``status`` is a PipelineStatus name."""
+
+    status: str | None = None
+    job_type: str | None = None
+    module_type_id: int | None = None
+    year: int | None = None
+    has_errors: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str = ""
+
+
+def pipelines_visible(*, access: PipelineAccess, using: str = DATA_ALIAS) -> QuerySet[Pipeline]:
+    """The pipelines ACCESS may see: all, or the unpinned ones plus those of its units."""
+    pipelines = Pipeline.objects.using(using).all()
+    if not access.can_view_pipelines:
+        return pipelines.none()
+    unit_ids = access.visible_unit_ids()
+    if unit_ids is None:
+        return pipelines
+    return pipelines.filter(Q(unit_id__isnull=True) | Q(unit_id__in=sorted(unit_ids)))
+
+
+def pipelines_filter(pipelines: QuerySet[Pipeline], filters: PipelineFilters) -> QuerySet[Pipeline]:
+    """Apply FILTERS except ``status`` (the per-status counters are computed over this set).
+
+    - ``job_type``: the root is of that type or any job of the pipeline is (a csv pipeline
+      contains an aggregation), as in the reference;
+    - ``module_type_id``/``year``: the pipeline's own scope (its root's);
+    - ``since``/``until``: creation time, inclusive bounds;
+    - ``q``: case-insensitive substring of any job's message, the last error or the unit code.
+    """
+    if filters.job_type:
+        has_job = IngestionJob.objects.filter(pipeline_id=OuterRef("pk"), job_type=filters.job_type)
+        pipelines = pipelines.filter(Q(kind=filters.job_type) | Exists(has_job))
+    if filters.module_type_id is not None:
+        pipelines = pipelines.filter(module_type_id=filters.module_type_id)
+    if filters.year is not None:
+        pipelines = pipelines.filter(year=filters.year)
+    if filters.has_errors is not None:
+        pipelines = pipelines.filter(has_errors=filters.has_errors)
+    if filters.since is not None:
+        pipelines = pipelines.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        pipelines = pipelines.filter(created_at__lte=filters.until)
+    if filters.q:
+        said = IngestionJob.objects.filter(pipeline_id=OuterRef("pk"), status_message__icontains=filters.q)
+        pipelines = pipelines.filter(Q(last_error__icontains=filters.q) | Q(unit_code__iexact=filters.q) | Exists(said))
+    return pipelines
+
+
+def pipeline_status_counts(pipelines: QuerySet[Pipeline]) -> dict[str, int]:
+    """Pipelines per status over the whole set (one GROUP BY query), every status present."""
+    counts = dict.fromkeys(PipelineStatus.values, 0)
+    for status, count in pipelines.order_by().values_list("status").annotate(n=Count("pk")).values_list("status", "n"):
+        counts[status] = count
+    return counts
+
+
+@dataclass(frozen=True)
+class PipelinePage:
+    items: list[dict[str, Any]]
+    total: int
+    counts: dict[str, int]
+    next_cursor: str | None
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def cursor_encode(created_at: datetime, pk: UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(pk)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, pk = json.loads(raw)
+        return datetime.fromisoformat(created), UUID(pk)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor: not a cursor returned by this endpoint") from exc
+
+
+def pipeline_page(
+    *, access: PipelineAccess, filters: PipelineFilters, limit: int, offset: int = 0, cursor: str | None = None
+) -> PipelinePage:
+    """One page of pipelines, newest first, with the per-status counters of the filtered set.
+
+    Queries, whatever the page size: the counters (one GROUP BY), the page (with authors),
+    the page's jobs. ``total`` is derived from the counters. With CURSOR, the page starts
+    after the row it encodes (keyset on the (created_at, id) index: as fast at any depth);
+    otherwise at OFFSET.
+    """
+    filtered = pipelines_filter(pipelines_visible(access=access), filters)
+    counts = pipeline_status_counts(filtered)
+    total = counts.get(filters.status, 0) if filters.status else sum(counts.values())
+    page = filtered.filter(status=filters.status) if filters.status else filtered
+    page = page.select_related("created_by").order_by("-created_at", "-id")
+    if cursor:
+        created, pk = cursor_decode(cursor)
+        page = page.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+        rows = list(page[: limit + 1])
+    else:
+        rows = list(page[offset : offset + limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = cursor_encode(rows[-1].created_at, rows[-1].pk) if more and rows else None
+    return PipelinePage(items=pipeline_payloads(rows), total=total, counts=counts, next_cursor=next_cursor)
+
+
+def pipeline_visible_get(*, access: PipelineAccess, pipeline_id: UUID) -> Pipeline | None:
+    """The pipeline, or None when it does not exist or ACCESS may not see it (both answer 404)."""
+    pipeline = Pipeline.objects.select_related("created_by").filter(pk=pipeline_id).first()
+    if pipeline is None or not access.can_see_unit(pipeline.unit_id):
+        return None
+    return pipeline
+
+
+def job_visible_get(*, access: PipelineAccess, job_id: int) -> dict[str, Any] | None:
+    """One job with its whole meta (config, stats, row errors), or None when not visible."""
+    row = IngestionJob.objects.filter(pk=job_id).values(*SNAPSHOT_JOB_FIELDS, "lease_expires_at").first()
+    if row is None or not access.can_see_unit(row["unit_id"]):
+        return None
+    payload = job_payload(row, labels=domain_labels(), full_meta=True)
+    payload.update(pipeline_id=str(row["pipeline_id"]), lease_expires_at=_iso(row["lease_expires_at"]))
+    return payload
+
+
+# --- Workers and active work --------------------------------------------------------------------
+
+
+def workers_live(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Worker processes that heartbeated within three periods, newest heartbeat first.
+
+    Two queries: the workers and the count of RUNNING jobs each holds a lease on.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=3 * max(settings.WORKER_HEARTBEAT_SECONDS, settings.WORKER_POLL_SECONDS))
+    workers = list(Worker.objects.filter(last_heartbeat_at__gte=cutoff).order_by("-last_heartbeat_at", "id"))
+    claimed = dict(
+        IngestionJob.objects.filter(state=JobState.RUNNING, lease_owner__in=[w.pk for w in workers])
+        .values_list("lease_owner")
+        .annotate(n=Count("id"))
+        .values_list("lease_owner", "n")
+    )
+    return [
+        {
+            "pod_id": worker.pk,
+            "kind": worker.kind,
+            "hostname": worker.hostname,
+            "pid": worker.pid,
+            "git_sha": worker.git_sha or None,
+            "app_version": worker.version or None,
+            "started_at": _iso(worker.started_at),
+            "last_heartbeat_at": _iso(worker.last_heartbeat_at),
+            "heartbeat_age_seconds": int((now - worker.last_heartbeat_at).total_seconds()),
+            "claimed_job_count": claimed.get(worker.pk, 0),
+            "current_job_id": worker.current_job_id,
+        }
+        for worker in workers
+    ]
+
+
+def active_pipelines_by_module(*, access: PipelineAccess, year: int, modules: list[int]) -> dict[str, str]:
+    """``{"<module>": "<pipeline uuid>"}``: the pipeline of each module's most recent active job.
+
+    Bounded by active work (the partial claim/lease indexes keep it small), one query.
+    """
+    if not modules:
+        return {}
+    jobs = IngestionJob.objects.filter(state__in=ACTIVE_JOB_STATES, year=year, module_type_id__in=modules)
+    unit_ids = access.visible_unit_ids()
+    if unit_ids is not None:
+        jobs = jobs.filter(Q(unit_id__isnull=True) | Q(unit_id__in=sorted(unit_ids)))
+    found: dict[str, str] = {}
+    for module, pipeline_id in jobs.order_by("-id").values_list("module_type_id", "pipeline_id"):
+        found.setdefault(str(module), str(pipeline_id))
+    return found
+
+
+def active_global_pipelines(*, year: int) -> list[str]:
+    """Pipelines with an active year-wide job (unit sync), most recent first."""
+    rows = (
+        IngestionJob.objects.filter(state__in=ACTIVE_JOB_STATES, year=year, entity_type=EntityType.GLOBAL_PER_YEAR)
+        .order_by("-id")
+        .values_list("pipeline_id", flat=True)
+    )
+    return list(dict.fromkeys(str(pk) for pk in rows))

@@ -14,12 +14,14 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from pipelines import cancel_marks, rules
 from pipelines.choices import (
     ACTIVE_JOB_STATES,
+    ACTIVE_PIPELINE_STATUSES,
+    TERMINAL_PIPELINE_STATUSES,
     EntityType,
     IngestionMethod,
     JobResult,
@@ -532,3 +534,56 @@ def workers_prune(*, older_than: timedelta, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - older_than
     deleted, _ = Worker.objects.filter(last_heartbeat_at__lt=cutoff).delete()
     return deleted
+
+
+# --- Bulk operations -----------------------------------------------------------------------------
+
+BULK_ACTIONS = ("abort", "retry")
+# A bulk call is one HTTP request: beyond this many pipelines, narrow the filter.
+BULK_LIMIT = 5000
+
+
+class BulkTooLarge(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    matched: int
+    applied: int
+    skipped: int
+    applied_ids: list[str]
+
+
+def pipelines_bulk_apply(*, action: str, pipelines: QuerySet[Pipeline], user: Any = None) -> BulkOutcome:
+    """Abort or retry every pipeline of PIPELINES (already filtered and scoped by the caller).
+
+    1. Count the matches; refuse more than BULK_LIMIT (BulkTooLarge) before changing anything.
+    2. Keep the ones the action can apply to — active pipelines for abort, terminal ones with
+       a failed or cancelled job for retry — and apply it to each in its own transaction, so
+       one pipeline that changed meanwhile (InvalidTransition) only counts as skipped.
+    """
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"action: must be one of {', '.join(BULK_ACTIONS)}")
+    matched = pipelines.count()
+    if matched > BULK_LIMIT:
+        raise BulkTooLarge(f"filters match {matched} pipelines; at most {BULK_LIMIT} per bulk call")
+    if action == "abort":
+        eligible = pipelines.filter(status__in=ACTIVE_PIPELINE_STATUSES)
+    else:
+        failed = IngestionJob.objects.filter(
+            pipeline_id=OuterRef("pk"), state=JobState.FINISHED, result__in=(JobResult.ERROR, JobResult.CANCELLED)
+        )
+        eligible = pipelines.filter(status__in=sorted(TERMINAL_PIPELINE_STATUSES)).filter(Exists(failed))
+    applied: list[str] = []
+    for pipeline_id in eligible.order_by("created_at").values_list("pk", flat=True):
+        try:
+            if action == "abort":
+                done = pipeline_abort(pipeline_id=pipeline_id, user=user).applied
+            else:
+                done = bool(pipeline_retry_failed(pipeline_id=pipeline_id, user=user).retried)
+        except InvalidTransition:
+            done = False
+        if done:
+            applied.append(str(pipeline_id))
+    return BulkOutcome(matched=matched, applied=len(applied), skipped=matched - len(applied), applied_ids=applied)

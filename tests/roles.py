@@ -54,7 +54,8 @@ def roles_create() -> Roles:
         "superadmin": [(RoleName.SUPERADMIN, None)],
     }
     for name, assignments in grants.items():
-        user = User.objects.create_user(username=name, email=f"{name}@example.org", password=f"pw-{name}-123")
+        # No password (tokens authenticate): hashing one costs ~0.3 s per user and test.
+        user = User.objects.create_user(username=name, email=f"{name}@example.org", password=None)
         for role, unit in assignments:
             RoleAssignment.objects.create(user=user, role=role, unit=unit)
         roles.users[name] = user

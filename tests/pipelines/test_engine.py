@@ -342,7 +342,7 @@ def test_every_change_publishes_a_full_snapshot() -> None:
         run_until_idle()
     finally:
         events.listeners.remove(seen.append)
-    mine = [s for s in seen if s["id"] == str(pipeline.pk)]
+    mine = [s for s in seen if s["pipeline_id"] == str(pipeline.pk)]
     statuses = [s["status"] for s in mine]
     assert statuses[0] == PipelineStatus.NOT_STARTED
     assert PipelineStatus.RUNNING in statuses

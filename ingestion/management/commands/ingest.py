@@ -83,8 +83,8 @@ class Command(BaseCommand):
         return crm.pk
 
     def _summary(self, snapshot: dict[str, Any]) -> None:
-        self.stdout.write(f"pipeline {snapshot['id']}: {snapshot['status']}")
+        self.stdout.write(f"pipeline {snapshot['pipeline_id']}: {snapshot['status']}")
         for job in snapshot["jobs"]:
             self.stdout.write(
-                f"  #{job['id']} {job['job_type']:<24} {job['result'] or job['state']:<9} {job['status_message']}"
+                f"  #{job['job_id']} {job['job_type']:<24} {job['result'] or job['state']:<9} {job['status_message']}"
             )
