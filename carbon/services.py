@@ -27,13 +27,19 @@ from carbon.models import (
     User,
     YearConfiguration,
 )
-from carbon.reference_data import MODULE_DATA_ENTRY_TYPES
-from carbon.selectors import DbLookups, factor_index
+from carbon.reference_data import DATA_ENTRY_TYPE_MODULE, MODULE_DATA_ENTRY_TYPES
+from carbon.selectors import (
+    INJECTED_MODULE_FIELDS,
+    INJECTED_SUBMODULE_FIELDS,
+    DbLookups,
+    factor_index,
+    recalculation_status,
+)
 from carbon.stats import ModuleFigures, RawSum, it_kg, module_stats, report_stats, same_figures
 from config.bulk import rows_copy
-from pipelines.choices import EntityType, IngestionMethod, JobType, TargetType
-from pipelines.models import Pipeline
-from pipelines.services import Scope, pipeline_create
+from pipelines.choices import ACTIVE_JOB_STATES, EntityType, IngestionMethod, JobType, TargetType
+from pipelines.models import IngestionJob, Pipeline
+from pipelines.services import ActiveJobConflict, Scope, pipeline_create
 
 ProgressCallback = Callable[[int, int], None]
 MAX_ERROR_DETAILS = 100
@@ -303,11 +309,12 @@ def year_configuration_create(
     """Open a year and start provisioning it.
 
     1. Refuse a year that exists (YearConfigurationExists → 409).
-    2. Insert the configuration (default config, deep-merged with CONFIG and validated).
+    2. Insert the configuration (default config, deep-merged with CONFIG minus the read API's
+       injected fields, and validated).
     3. Start a ``unit_sync`` pipeline for the year; its success stamps
        ``configuration_completed``, which opens the year to uploads.
     """
-    merged = _config_merge(year_configuration_default_config(), config or {})
+    merged = _config_merge(year_configuration_default_config(), year_configuration_config_strip(config=config or {}))
     _config_validate(merged)
     with transaction.atomic():
         if YearConfiguration.objects.select_for_update().filter(year=year).exists():
@@ -340,7 +347,12 @@ def year_units_sync(*, year: int, user: Any = None) -> Pipeline:
 def year_configuration_patch(
     *, year: int, is_started: bool | None = None, config: dict[str, Any] | None = None
 ) -> YearConfiguration:
-    """Change a year: open it to end users, and/or deep-merge CONFIG into its config (validated)."""
+    """Change a year: open it to end users, and/or deep-merge CONFIG into its config (validated).
+
+    The read API's injected fields (job summaries, incomplete flags) are dropped from CONFIG
+    first: a client may send back what it read, and they must never be stored.
+    """
+    config = year_configuration_config_strip(config=config) if config else config
     with transaction.atomic():
         configuration = YearConfiguration.objects.select_for_update().get(year=year)
         if config:
@@ -351,6 +363,33 @@ def year_configuration_patch(
             configuration.is_started = is_started
         configuration.save(update_fields=["config", "is_started", "updated_at"])
     return configuration
+
+
+def year_configuration_config_strip(*, config: dict[str, Any]) -> dict[str, Any]:
+    """CONFIG without the read-only fields the read API injects (reference-domain §6.3).
+
+    1. Copy the top level; for each module object, drop its injected keys.
+    2. For each of its submodule objects, drop theirs. Anything else is left for validation.
+    """
+    stripped = dict(config)
+    modules = stripped.get("modules")
+    if not isinstance(modules, dict):
+        return stripped
+    stripped["modules"] = {}
+    for module_key, module in modules.items():
+        if isinstance(module, dict):
+            module = {k: v for k, v in module.items() if k not in INJECTED_MODULE_FIELDS}
+            if isinstance(module.get("submodules"), dict):
+                module["submodules"] = {
+                    det_key: (
+                        {k: v for k, v in sub.items() if k not in INJECTED_SUBMODULE_FIELDS}
+                        if isinstance(sub, dict)
+                        else sub
+                    )
+                    for det_key, sub in module["submodules"].items()
+                }
+        stripped["modules"][module_key] = module
+    return stripped
 
 
 def _config_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -459,3 +498,107 @@ def research_facility_factors_compute(*, data_entry_type_id: int, year: int) -> 
         factor.save(update_fields=["values", "is_computed", "updated_at"])
         stats.updated += 1
     return stats
+
+
+# --- Manual recalculation (SPEC §5.3, reference-pipeline-core §6) -------------------------------
+
+
+class RecalculationTargetUnknown(LookupError):
+    """The module or data-entry type to recalculate does not exist (404)."""
+
+
+class RecalculationInvalid(ValueError):
+    """A recalculation request that cannot start; ``field`` names the culprit (400)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NothingToRecalculate(Exception):
+    """``only_stale`` and no type of the module is stale (400)."""
+
+
+@dataclass(frozen=True)
+class RecalculationStarted:
+    pipeline: Pipeline
+    job: IngestionJob
+    message: str
+    data_entry_type_ids: list[int]
+
+
+def emission_recalculation_start(
+    *,
+    module_type_id: int,
+    year: int,
+    data_entry_type_id: int | None = None,
+    only_stale: bool = False,
+    user: Any = None,
+) -> RecalculationStarted:
+    """Start a manual recalculation pipeline (recalc → one aggregation).
+
+    1. The module must exist, and so must a given type (RecalculationTargetUnknown → 404); the
+       type must be one of the module's (RecalculationInvalid → 400).
+    2. One type: an ``emission_recalc`` root for (module, det, year); ``pipeline_create``
+       refuses with ActiveJobConflict (→ 409) while one is active for that scope.
+    3. Whole module: its types — with ONLY_STALE, only those whose factors changed since their
+       last recalculation (none → NothingToRecalculate, 400; the handler filters again when it
+       runs) — in one ``module_emission_recalc`` root. Refused with ActiveJobConflict while a
+       module recalculation of (module, year) is active.
+    """
+    try:
+        module = ModuleTypeId(module_type_id)
+    except ValueError:
+        raise RecalculationTargetUnknown(f"Module type {module_type_id} not found") from None
+    if data_entry_type_id is not None:
+        try:
+            det = DataEntryTypeId(data_entry_type_id)
+        except ValueError:
+            raise RecalculationTargetUnknown(f"Data entry type {data_entry_type_id} not found") from None
+        if DATA_ENTRY_TYPE_MODULE[det] != module:
+            raise RecalculationInvalid(
+                "data_entry_type_id", f"{int(det)} is not a data entry type of module {int(module)}"
+            )
+        pipeline, job = pipeline_create(
+            job_type=JobType.EMISSION_RECALC,
+            scope=Scope(module_type_id=int(module), data_entry_type_id=int(det), year=year),
+            created_by=user,
+        )
+        return RecalculationStarted(
+            pipeline=pipeline, job=job, message="Emission recalculation scheduled", data_entry_type_ids=[int(det)]
+        )
+    dets = [int(d) for d in MODULE_DATA_ENTRY_TYPES[module]]
+    if only_stale:
+        stale = {s.data_entry_type_id for s in recalculation_status(year=year) if s.needs_recalculation}
+        dets = [d for d in dets if d in stale]
+        if not dets:
+            raise NothingToRecalculate("No data entry types require recalculation for this module")
+    with transaction.atomic():
+        # No unique index covers module recalculations (their scope has no det), so two
+        # simultaneous requests can both pass this check. The loser only costs time: both run
+        # under the (module, year) lock one after the other and write the same figures.
+        active = IngestionJob.objects.filter(
+            job_type=JobType.MODULE_EMISSION_RECALC,
+            module_type_id=int(module),
+            year=year,
+            state__in=ACTIVE_JOB_STATES,
+        ).first()
+        if active is not None:
+            raise ActiveJobConflict(
+                f"A {JobType.MODULE_EMISSION_RECALC} for this scope is already active "
+                f"(job {active.pk}, pipeline {active.pipeline_id})",
+                job=active,
+            )
+        pipeline, job = pipeline_create(
+            job_type=JobType.MODULE_EMISSION_RECALC,
+            scope=Scope(module_type_id=int(module), year=year),
+            config={"only_stale": True, "data_entry_type_ids": dets} if only_stale else {},
+            created_by=user,
+        )
+    return RecalculationStarted(
+        pipeline=pipeline,
+        job=job,
+        message=f"Module emission recalculation scheduled for {len(dets)} data entry types",
+        data_entry_type_ids=dets,
+    )
