@@ -1,11 +1,13 @@
 """manage.py recalculate — recompute emissions after factor or reference-data changes.
 
 Algorithm:
-1. ``--det`` given: one ``emission_recalc`` for (module, det, year); else one
+1. Start the pipeline with the service behind the API (``emission_recalculation_start``):
+   ``--det`` given, one ``emission_recalc`` for (module, det, year); else one
    ``module_emission_recalc`` over the module's types (``--only-stale``: those whose factors
    changed since their last recalculation).
-2. Refuse while one is already active for the same scope (exit 2); else follow the pipeline
-   (``--run-here`` runs it in this process). Exit 0 on SUCCESS, 1 otherwise.
+2. Refuse while one is already active for the same scope, or when nothing is stale, or for
+   an unknown module/type (exit 2); else follow the pipeline (``--run-here`` runs it in this
+   process). Exit 0 on SUCCESS, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pipelines.choices import JobType, PipelineStatus
+from carbon.services import (
+    NothingToRecalculate,
+    RecalculationInvalid,
+    RecalculationTargetUnknown,
+    emission_recalculation_start,
+)
+from pipelines.choices import PipelineStatus
 from pipelines.follow import pipeline_follow
-from pipelines.services import ActiveJobConflict, Scope, pipeline_create
+from pipelines.services import ActiveJobConflict
 
 
 class Command(BaseCommand):
@@ -32,14 +40,16 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the final pipeline snapshot as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        scope = Scope(module_type_id=options["module"], data_entry_type_id=options["det"], year=options["year"])
-        job_type = JobType.EMISSION_RECALC if options["det"] is not None else JobType.MODULE_EMISSION_RECALC
         try:
-            pipeline, _ = pipeline_create(
-                job_type=job_type, scope=scope, config={"only_stale": True} if options["only_stale"] else {}
+            started = emission_recalculation_start(
+                module_type_id=options["module"],
+                year=options["year"],
+                data_entry_type_id=options["det"],
+                only_stale=options["only_stale"],
             )
-        except ActiveJobConflict as exc:
+        except (ActiveJobConflict, NothingToRecalculate, RecalculationInvalid, RecalculationTargetUnknown) as exc:
             raise CommandError(str(exc), returncode=2) from None
+        pipeline = started.pipeline
         snapshot = pipeline_follow(pipeline_id=pipeline.pk, out=self.stderr if options["json"] else self.stdout,
                                    run_here=options["run_here"])  # fmt: skip
         if options["json"]:
