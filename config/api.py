@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -46,3 +48,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(response.data, list):
         response.data = {"detail": "; ".join(str(item) for item in response.data)}
     return response
+
+
+@csrf_exempt  # it changes nothing; a POST to a wrong path must get its 404, not a CSRF page
+def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
+    """Any /api/ path no route matched: a JSON 404, never Django's HTML page (DEBUG or not)."""
+    return JsonResponse({"detail": f"Not found: {request.path}"}, status=404)

@@ -214,3 +214,14 @@ class WorkerSerializer(serializers.Serializer[Any]):
     heartbeat_age_seconds = serializers.IntegerField()
     claimed_job_count = serializers.IntegerField()
     current_job_id = serializers.IntegerField(allow_null=True)
+
+
+class HealthSerializer(serializers.Serializer[Any]):
+    healthy = serializers.BooleanField()
+    checks = serializers.DictField(child=serializers.BooleanField())
+    live_workers = serializers.IntegerField(required=False)
+    worker_versions = serializers.ListField(child=serializers.CharField(), required=False)
+    mixed_versions = serializers.BooleanField(required=False)
+    last_reconciler_sweep = serializers.DateTimeField(allow_null=True, required=False)
+    checked_at = serializers.DateTimeField(required=False)
+    detail = serializers.CharField(required=False, help_text="why the database is unreachable (503)")

@@ -55,23 +55,7 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
 
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "Health",
-                fields={
-                    "healthy": serializers.BooleanField(),
-                    "checks": serializers.DictField(child=serializers.BooleanField()),
-                    "live_workers": serializers.IntegerField(),
-                    "worker_versions": serializers.ListField(child=serializers.CharField()),
-                    "mixed_versions": serializers.BooleanField(),
-                    "last_reconciler_sweep": serializers.DateTimeField(allow_null=True),
-                    "checked_at": serializers.DateTimeField(),
-                },
-            ),
-            503: OpenApiResponse(description="unhealthy: same body, or the database error"),
-        }
-    )
+    @extend_schema(responses={200: api.HealthSerializer, 503: api.HealthSerializer})
     def get(self, request: Request) -> Response:
         try:
             health = system_health()
