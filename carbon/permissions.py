@@ -24,6 +24,11 @@ class AccessScope:
     backoffice_unit_ids: frozenset[int] = field(default_factory=frozenset)
     principal_unit_ids: frozenset[int] = field(default_factory=frozenset)
     standard_unit_ids: frozenset[int] = field(default_factory=frozenset)
+    # Staff granted the pipelines model permissions in Django admin (the operations console's
+    # gate): view → every pipeline, change → pipeline operations. Roles stay the API's model;
+    # these let an admin-managed operator use the console without a directory role.
+    admin_view_pipelines: bool = False
+    admin_operate_pipelines: bool = False
 
     @property
     def can_configure(self) -> bool:
@@ -32,14 +37,18 @@ class AccessScope:
 
     @property
     def can_operate_pipelines(self) -> bool:
-        """Abort, retry, recover: pipeline operations are the superadmin's."""
-        return self.superadmin
+        """Abort, retry, recover: pipeline operations are the superadmin's (or a console operator's)."""
+        return self.superadmin or self.admin_operate_pipelines
 
     @property
     def can_view_pipelines(self) -> bool:
         """The pipeline lists and streams (unit-pinned ones are still filtered per unit)."""
         return (
-            self.superadmin or self.backoffice_global or bool(self.backoffice_unit_ids) or bool(self.principal_unit_ids)
+            self.superadmin
+            or self.admin_view_pipelines
+            or self.backoffice_global
+            or bool(self.backoffice_unit_ids)
+            or bool(self.principal_unit_ids)
         )
 
     @property
@@ -59,7 +68,7 @@ class AccessScope:
 
     @property
     def sees_all_units(self) -> bool:
-        return self.superadmin or self.backoffice_global
+        return self.superadmin or self.backoffice_global or self.admin_view_pipelines
 
     def can_see_unit(self, unit_id: int | None) -> bool:
         """A pipeline or job pinned to UNIT_ID is visible (None: not unit-pinned)."""
@@ -84,7 +93,8 @@ def access_scope(user: Any) -> AccessScope:
     """The scope of USER from its role assignments (one query; back-office subtrees one more).
 
     Back office on a unit covers the unit's subtree (its code as a token of the descendants'
-    ``path_institutional_code``).
+    ``path_institutional_code``). Staff users also bring their Django permissions on pipelines
+    (two more queries, staff only).
     """
     if user is None or not getattr(user, "is_authenticated", False):
         return ANONYMOUS
@@ -96,8 +106,11 @@ def access_scope(user: Any) -> AccessScope:
         by_role.setdefault(role, set()).add(unit_id)
     backoffice = by_role.get(RoleName.BACKOFFICE, set())
     anchors = [u for u in backoffice if u is not None]
+    perms = user.get_all_permissions() if user.is_staff else set()
     return AccessScope(
         authenticated=True,
+        admin_view_pipelines="pipelines.view_pipeline" in perms or "pipelines.change_pipeline" in perms,
+        admin_operate_pipelines="pipelines.change_pipeline" in perms,
         superadmin=RoleName.SUPERADMIN in by_role,
         backoffice_global=None in backoffice,
         backoffice_unit_ids=frozenset(_subtree_ids(anchors)) if anchors else frozenset(),

@@ -80,3 +80,21 @@ def test_scope_is_one_query_for_non_backoffice_users(tree: dict[str, Unit], djan
     user = user_with((RoleName.PRINCIPAL, tree["a"]), (RoleName.STANDARD, tree["b"]))
     with django_assert_num_queries(1):
         access_scope(user)
+
+
+def test_staff_pipeline_permissions_open_the_console_scope(tree: dict[str, Unit]) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user(username="viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_pipeline"))
+    scope = access_scope(User.objects.get(pk=viewer.pk))
+    assert (scope.can_view_pipelines, scope.can_operate_pipelines, scope.visible_unit_ids()) == (True, False, None)
+    operator = User.objects.create_user(username="operator", password="x", is_staff=True)
+    operator.user_permissions.add(Permission.objects.get(codename="change_pipeline"))
+    assert access_scope(User.objects.get(pk=operator.pk)).can_operate_pipelines
+    # the permissions count only for staff (who can use the admin at all)
+    outsider = User.objects.create_user(username="outsider", password="x")
+    outsider.user_permissions.add(Permission.objects.get(codename="change_pipeline"))
+    outsider_scope = access_scope(User.objects.get(pk=outsider.pk))
+    assert (outsider_scope.can_view_pipelines, outsider_scope.can_operate_pipelines) == (False, False)
+    assert not scope.can_configure
