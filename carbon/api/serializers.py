@@ -14,9 +14,11 @@ from rest_framework import serializers
 
 from carbon.choices import ModuleStatus
 from carbon.selectors import MAX_PAGE_SIZE, WhyStale
+from pipelines.api.serializers import MAX_OFFSET, SMALL_INT_MAX
 from pipelines.choices import JobResult, JobState
 
 YEAR_MIN, YEAR_MAX = 2000, 2100
+STALE_MINUTES_MAX = 10 * 366 * 24 * 60  # ten years: beyond, the cut-off date itself overflows
 MODULE_STATUS_HELP = f"Module status name: {', '.join(ModuleStatus.names)}."
 JOB_STATE_HELP = f"Job state name: {', '.join(JobState.values)}."
 JOB_RESULT_HELP = f"Job result name (null until FINISHED): {', '.join(JobResult.values)}."
@@ -41,13 +43,16 @@ class ModuleRecalculationQuerySerializer(YearQuerySerializer):
 
 class StaleStatsQuerySerializer(serializers.Serializer):
     older_than_minutes = serializers.IntegerField(
-        min_value=1, default=60, help_text="Age (minutes) beyond which a pending or finished aggregation is stale."
+        min_value=1,
+        max_value=STALE_MINUTES_MAX,
+        default=60,
+        help_text="Age (minutes) beyond which a pending or finished aggregation is stale.",
     )
 
 
 class PageQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class UnitQuerySerializer(PageQuerySerializer):
@@ -68,7 +73,9 @@ class UnitQuerySerializer(PageQuerySerializer):
 
 class FactorQuerySerializer(PageQuerySerializer):
     year = year_field(help_text="Factor year.")
-    data_entry_type_id = serializers.IntegerField(required=False, min_value=1, help_text="One data-entry type.")
+    data_entry_type_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=SMALL_INT_MAX, help_text="One data-entry type."
+    )
 
 
 class CarbonReportQuerySerializer(PageQuerySerializer):

@@ -15,6 +15,10 @@ from pipelines.selectors import PipelineFilters
 from pipelines.services import BULK_ACTIONS
 
 MAX_PAGE = 200
+# Bounds that keep every integer inside the columns' ranges (a larger one is a 400, not a
+# database overflow): ids of modules/types are small integers, offsets stay sane.
+SMALL_INT_MAX = 32767
+MAX_OFFSET = 1_000_000_000
 
 
 class PipelineStatusField(serializers.CharField):
@@ -32,7 +36,7 @@ class PipelineStatusField(serializers.CharField):
 class PipelineFiltersSerializer(serializers.Serializer[Any]):
     state = PipelineStatusField(required=False, help_text="pipeline status")
     job_type = serializers.ChoiceField(choices=JobType.choices, required=False)
-    module_type_id = serializers.IntegerField(required=False, min_value=1)
+    module_type_id = serializers.IntegerField(required=False, min_value=1, max_value=SMALL_INT_MAX)
     year = serializers.IntegerField(required=False, min_value=2000, max_value=2100)
     has_errors = serializers.BooleanField(required=False, allow_null=True, default=None)
     since = serializers.DateTimeField(required=False, help_text="created at or after")
@@ -62,7 +66,7 @@ def pipeline_filters(data: dict[str, Any]) -> PipelineFilters:
 
 class PipelineListQuerySerializer(PipelineFiltersSerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
     cursor = serializers.CharField(required=False, help_text="next_cursor of the previous page")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -83,9 +87,12 @@ class ActivePipelinesQuerySerializer(serializers.Serializer[Any]):
 
     def validate_modules(self, value: str) -> list[int]:
         try:
-            return [int(part) for part in value.split(",") if part.strip()]
+            modules = [int(part) for part in value.split(",") if part.strip()]
         except ValueError:
             raise serializers.ValidationError("modules must be a comma-separated list of integers") from None
+        if any(not 1 <= m <= SMALL_INT_MAX for m in modules):
+            raise serializers.ValidationError(f"modules must be between 1 and {SMALL_INT_MAX}")
+        return modules
 
 
 # --- Documented output ----------------------------------------------------------------------------
