@@ -1,4 +1,4 @@
-"""Integers beyond any column's range, in paths and query strings: a 4xx, never a 500.
+"""Integers beyond any column's range, in paths and query strings: never a 500.
 
 Found by the schemathesis run (a 2**52 ``older_than_minutes`` overflowed the cut-off date;
 huge offsets and ids overflowed SQLite's 64-bit integers).
@@ -37,7 +37,13 @@ REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "url"), REQUESTS)
-def test_out_of_range_integers_are_client_errors(roles: Roles, method: str, url: str) -> None:
+def test_out_of_range_integers_never_fail_the_server(roles: Roles, method: str, url: str) -> None:
     response = getattr(roles.client("superadmin"), method)(url, format="json")
-    assert 400 <= response.status_code < 500
-    assert "detail" in response.json()
+    # a 4xx naming the parameter, or (a code string, an empty year) an empty answer
+    assert response.status_code < 500
+    body = response.json()
+    assert (
+        "detail" in body
+        if response.status_code >= 400
+        else body in ([], {"items": [], "total": 0, "limit": 50, "offset": 0})
+    )
