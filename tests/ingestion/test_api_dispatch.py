@@ -33,12 +33,7 @@ NOT_PROVISIONED = (
 FORBIDDEN = "Permission denied: requires backoffice.configuration.edit"
 
 
-@pytest.fixture(autouse=True)
-def files_area(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
+pytestmark = pytest.mark.usefixtures("files_area")  # every test gets its own FILES_ROOT
 
 
 @pytest.fixture

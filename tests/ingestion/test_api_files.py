@@ -17,17 +17,9 @@ from pipelines.models import IngestionJob
 from pipelines.services import Scope, pipeline_create
 from tests.roles import Roles
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("files_area")]
 
 UPLOAD = "/api/v1/files/temp-upload"
-
-
-@pytest.fixture(autouse=True)
-def files_area(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
 
 
 def csv_file(name: str = "data.csv", content: bytes = b"a,b\n1,2\n", content_type: str = "text/csv") -> Any:

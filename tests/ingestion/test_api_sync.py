@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import LazySettings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -20,13 +19,7 @@ from pipelines.models import IngestionJob, Pipeline
 from tests.pipelines.conftest import run_until_idle
 from tests.roles import Roles
 
-
-@pytest.fixture(autouse=True)
-def files_area(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
+pytestmark = pytest.mark.usefixtures("files_area")  # every test gets its own FILES_ROOT
 
 
 @pytest.fixture
