@@ -133,7 +133,12 @@ def recalculation_status(*, year: int) -> list[RecalculationStatus]:
     # A module recalculation counts for each type it ran (a type that failed in it, as ERROR).
     for pk, job_type, det, result, meta in (
         IngestionJob.objects.filter(
-            job_type__in=(JobType.EMISSION_RECALC, JobType.MODULE_EMISSION_RECALC), year=year, state=JobState.FINISHED
+            job_type__in=(JobType.EMISSION_RECALC, JobType.MODULE_EMISSION_RECALC),
+            year=year,
+            state=JobState.FINISHED,
+            # A unit-specific recalculation covers one unit's modules, not the type's year; it
+            # neither clears the flag nor may show another unit's job to a principal.
+            unit_id__isnull=True,
         )
         .order_by("id")
         .values_list("id", "job_type", "data_entry_type_id", "result", "meta")
@@ -476,7 +481,12 @@ def aggregation_staleness(*, older_than_minutes: int, now: datetime | None = Non
     aggregates = {
         (row["module_type_id"], row["year"]): row
         for row in IngestionJob.objects.filter(
-            job_type=JobType.AGGREGATION, module_type_id__isnull=False, year__isnull=False
+            # Year-wide aggregations only: a unit-specific one refreshes a single unit (and its
+            # job must stay invisible to other units' principals).
+            job_type=JobType.AGGREGATION,
+            module_type_id__isnull=False,
+            year__isnull=False,
+            unit_id__isnull=True,
         )
         .values("module_type_id", "year")
         .annotate(

@@ -373,14 +373,16 @@ def job_visible_get(*, access: PipelineAccess, job_id: int) -> dict[str, Any] | 
 # --- Workers and active work --------------------------------------------------------------------
 
 
-def workers_live(*, now: datetime | None = None) -> list[dict[str, Any]]:
+def workers_live(*, access: PipelineAccess | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Worker processes that heartbeated within three periods, newest heartbeat first.
 
-    Two queries: the workers and the count of RUNNING jobs each holds a lease on.
+    Two queries: the workers and the count of RUNNING jobs each holds a lease on. The current
+    job's id is shown only to callers who see every unit (it may be another unit's job).
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=3 * max(settings.WORKER_HEARTBEAT_SECONDS, settings.WORKER_POLL_SECONDS))
     workers = list(Worker.objects.filter(last_heartbeat_at__gte=cutoff).order_by("-last_heartbeat_at", "id"))
+    show_jobs = access is None or access.visible_unit_ids() is None
     claimed = dict(
         IngestionJob.objects.filter(state=JobState.RUNNING, lease_owner__in=[w.pk for w in workers])
         .values_list("lease_owner")
@@ -399,7 +401,7 @@ def workers_live(*, now: datetime | None = None) -> list[dict[str, Any]]:
             "last_heartbeat_at": _iso(worker.last_heartbeat_at),
             "heartbeat_age_seconds": int((now - worker.last_heartbeat_at).total_seconds()),
             "claimed_job_count": claimed.get(worker.pk, 0),
-            "current_job_id": worker.current_job_id,
+            "current_job_id": worker.current_job_id if show_jobs else None,
         }
         for worker in workers
     ]

@@ -266,7 +266,7 @@ class WorkersView(APIView):
 
     @extend_schema(responses={200: api.WorkerSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
-        return Response(selectors.workers_live())
+        return Response(selectors.workers_live(access=request_access(request)))
 
 
 class ActivePipelinesView(APIView):
