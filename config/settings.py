@@ -80,7 +80,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- Applications ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "config.apps.CarbonAdminConfig",  # django.contrib.admin with the site of config.admin_site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -156,7 +156,8 @@ if REDIS_URL:
         }
     }
 else:
-    # Single process group only (manage.py serve): events do not cross processes.
+    # One process only: events do not cross processes through the layer itself; each web
+    # process then tails the database for changes instead (pipelines.relay).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- REST API -------------------------------------------------------------------------------

@@ -89,6 +89,9 @@ class Pipeline(ScopedModel):
                 fields=["unit_id", "-created_at"], condition=Q(unit_id__isnull=False), name="pipeline_unit_idx"
             ),
             models.Index(fields=["created_by"], name="pipeline_created_by_idx"),
+            # Live-event relay (pipelines.relay, no Redis): rows changed since its high-water mark,
+            # WHERE updated_at > %s ORDER BY updated_at DESC LIMIT n, every half second.
+            models.Index(fields=["updated_at"], name="pipeline_updated_idx"),
         ]
         constraints = [
             choices_check("kind", JobType, "pipeline_kind_valid"),
@@ -167,6 +170,9 @@ class IngestionJob(ScopedModel):
             ),
             # Active pipelines / recalculation status of a (module, year).
             models.Index(fields=["module_type_id", "year", "job_type"], name="job_scope_idx"),
+            # Live-event relay (pipelines.relay, no Redis): jobs changed since its high-water mark,
+            # WHERE updated_at > %s ORDER BY updated_at DESC LIMIT n, every half second.
+            models.Index(fields=["updated_at"], name="job_updated_idx"),
         ]
         constraints = [
             choices_check("job_type", JobType, "job_type_valid"),

@@ -180,8 +180,10 @@ def _note_unclaimed(now: datetime, report: SweepReport) -> None:
         if any(entry.get("kind") == "unclaimed" for entry in history or []):
             continue
         message = f"Still waiting for a worker since {created_at.isoformat()}: is any worker running?"
+        # updated_at by hand (update() skips auto_now): the live-event relay tails it.
         IngestionJob.objects.filter(pk=job_id, state=JobState.NOT_STARTED).update(
-            status_history=rules.history_append(history or [], history_entry(message, kind="unclaimed", now=now))
+            status_history=rules.history_append(history or [], history_entry(message, kind="unclaimed", now=now)),
+            updated_at=now,
         )
         report.unclaimed.append(job_id)
 
@@ -228,6 +230,7 @@ def _close_fan_ins(pipeline_id: UUID) -> list[int]:
             IngestionJob.objects.filter(pk=last.pk).update(
                 closed_fan_in=True,
                 status_history=rules.history_append(last.status_history, history_entry(message, kind="heal", now=now)),
+                updated_at=now,
             )
             closed.append(last.pk)
     return closed

@@ -16,7 +16,7 @@ from carbon.models import CarbonReportModule
 from ingestion.services_data import reports_ensure
 from pipelines.choices import JobResult, JobState, JobType
 from pipelines.models import IngestionJob, Worker
-from tests.pipelines.api_helpers import RUNNING, pipeline_build
+from tests.pipelines.api_helpers import RUNNING, Outcome, pipeline_build
 from tests.roles import Roles
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def job_ids(value: Any) -> set[int]:
 def test_status_endpoints_never_name_another_units_jobs(roles: Roles) -> None:
     reports_ensure(unit_ids=[roles.unit_a.pk, roles.unit_b.pk], year=2025)
     assert CarbonReportModule.objects.filter(report__year=2025).exists()
-    outcomes = [
+    outcomes: list[Outcome] = [
         (JobType.CSV_INGEST, JobState.FINISHED, JobResult.SUCCESS),
         (JobType.EMISSION_RECALC, JobState.FINISHED, JobResult.SUCCESS),
         (JobType.AGGREGATION, JobState.FINISHED, JobResult.SUCCESS),

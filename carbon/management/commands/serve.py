@@ -5,7 +5,9 @@ Algorithm:
 2. Ensure an admin login exists (created with a random password on first run, remembered in
    ``var/admin-login.txt``) and print it with the URL.
 3. Start the web server (daphne, HTTP + websockets), a worker and the reconciler as child
-   processes.
+   processes, in the project directory (daphne imports ``config.asgi`` from there, wherever
+   ``manage.py`` was called from). They share no channel layer (no Redis): the web process
+   relays the others' changes from the database to the console (``pipelines.relay``).
 4. With ``--seed-demo`` and an empty database, load the demo year (``seed_demo``) through
    those services, in the background.
 5. Wait; on Ctrl-C / SIGTERM stop every child and exit; if a service dies, stop the others
@@ -14,6 +16,7 @@ Algorithm:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.urls import NoReverseMatch, reverse
 
 from carbon.models import YearConfiguration
 from carbon.services import admin_user_ensure
@@ -46,6 +50,9 @@ class Command(BaseCommand):
         login = admin_user_ensure(username="admin", password_file=settings.BASE_DIR / "var" / "admin-login.txt")
         url = f"http://{options['host']}:{options['port']}/admin/"
         self.stdout.write(self.style.SUCCESS(f"carbon-pipeline on {url}"))
+        with contextlib.suppress(NoReverseMatch):
+            console = reverse("admin:pipelines_console")
+            self.stdout.write(f"  operations console: http://{options['host']}:{options['port']}{console}")
         if login.password:
             self.stdout.write(f"  login: {login.username} / {login.password}  (kept in var/admin-login.txt)")
         else:
@@ -67,11 +74,12 @@ class Command(BaseCommand):
         ]
         # Own sessions: Ctrl-C reaches only this supervisor, which stops each child once
         # (a second signal would make a worker drop its job instead of finishing it).
-        children = [subprocess.Popen(argv, start_new_session=True) for argv in commands]
+        root = settings.BASE_DIR
+        children = [subprocess.Popen(argv, start_new_session=True, cwd=root) for argv in commands]
         # The demo loader ends by itself; its exit does not stop the services.
         oneshots = []
         if options["seed_demo"] and not YearConfiguration.objects.exists():
-            oneshots.append(subprocess.Popen([sys.executable, manage, "seed_demo"], start_new_session=True))
+            oneshots.append(subprocess.Popen([sys.executable, manage, "seed_demo"], start_new_session=True, cwd=root))
         self._supervise(children, oneshots)
 
     def _supervise(self, children: list[subprocess.Popen[bytes]], oneshots: list[subprocess.Popen[bytes]]) -> None:
