@@ -28,6 +28,7 @@
   var PING_INTERVAL_MS = 25000;
   var PONG_TIMEOUT_MS = 10000;
   var BACKOFF_BASE_MS = 500;
+  var REFUSED_CODES = [4401, 4403, 4404]; // the consumers' close codes for a refused socket
   var BACKOFF_MAX_MS = 15000;
   var SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -456,13 +457,13 @@
 
   function syncFilterControls() {
     var f = state.filters;
-    $("pc-f-state").value = f.state;
-    $("pc-f-job-type").value = f.job_type;
-    $("pc-f-module").value = f.module_type_id;
-    $("pc-f-year").value = f.year;
-    $("pc-f-since").value = f.since;
-    $("pc-f-until").value = f.until;
-    $("pc-f-q").value = f.q;
+    var pairs = [["pc-f-state", f.state], ["pc-f-job-type", f.job_type], ["pc-f-module", f.module_type_id],
+      ["pc-f-year", f.year], ["pc-f-since", f.since], ["pc-f-until", f.until], ["pc-f-q", f.q]];
+    pairs.forEach(function (pair) {
+      var control = $(pair[0]);
+      var value = String(pair[1] || "");
+      if (control.value !== value) { control.value = value; } // untouched: no caret jump while typing
+    });
     $("pc-f-errors").checked = Boolean(f.has_errors);
   }
 
@@ -644,6 +645,12 @@
 
   function renderRows() {
     var focusKey = focusedKey();
+    // Rows whose snapshot and expansion did not change are kept as they are (DOM reused), so
+    // a re-read never swallows a click or a hover on a row that did not change.
+    var kept = new Map();
+    Array.prototype.forEach.call(tbody.querySelectorAll("tr.pc-row"), function (tr) {
+      kept.set(tr.dataset.pipelineId, { main: tr, detail: tr._detail || null, fingerprint: tr._fingerprint });
+    });
     clear(tbody);
     if (state.error && !state.items.length) {
       var retry = button("Try again", { class: "pc-btn pc-btn-small", data: { action: "reload" } });
@@ -658,9 +665,19 @@
       return;
     }
     state.items.forEach(function (p) {
+      var old = kept.get(p.pipeline_id);
+      if (old && old.fingerprint === fingerprintOf(p)) {
+        tbody.appendChild(old.main);
+        if (old.detail) { tbody.appendChild(old.detail); }
+        return;
+      }
       rowsFor(p).forEach(function (tr) { tbody.appendChild(tr); });
     });
     restoreFocus(focusKey);
+  }
+
+  function fingerprintOf(p) {
+    return (state.expanded.has(p.pipeline_id) ? "+" : "-") + JSON.stringify(p);
   }
 
   function focusedKey() {
@@ -769,7 +786,12 @@
     tr.appendChild(el("td", { class: "pc-col-actions" }, actionsFor(p, done)));
 
     var rows = [tr];
-    if (expanded) { rows.push(detailRow(p, detailId)); }
+    tr._fingerprint = fingerprintOf(p);
+    tr._detail = null;
+    if (expanded) {
+      tr._detail = detailRow(p, detailId);
+      rows.push(tr._detail);
+    }
     return rows;
   }
 
@@ -1487,9 +1509,6 @@
     socketState.socket = socket;
     socket.addEventListener("open", function () {
       if (socketState.socket !== socket) { return; }
-      socketState.attempts = 0;
-      setConnection("live");
-      resync(); // pushes are hints: what happened while disconnected comes from the API
       startPing(socket);
     });
     socket.addEventListener("message", function (event) {
@@ -1497,6 +1516,11 @@
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "hello") {
+        // Live only from the server's hello: a refused socket is accepted and then closed
+        // (4401/4403/4404), so "open" alone must not reset the backoff.
+        socketState.attempts = 0;
+        setConnection("live");
+        resync(); // pushes are hints: what happened while disconnected comes from the API
         var server = parseTime(message.server_time);
         if (server !== null) { state.clockSkewMs = server - Date.now(); }
       } else if (message.type === "pong") {
@@ -1505,10 +1529,15 @@
         applySnapshot(message.snapshot);
       }
     });
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (event) {
       if (socketState.socket !== socket) { return; }
       socketState.socket = null;
       stopPing();
+      if (REFUSED_CODES.indexOf(event.code) !== -1) {
+        // Refused (signed out, permission removed): retrying cannot help until a new login.
+        setConnection("offline");
+        return;
+      }
       scheduleReconnect();
     });
   }
