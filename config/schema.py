@@ -2,7 +2,7 @@
 
 Every operation documents the errors the project's conventions produce everywhere (SPEC §6.1),
 so schema-driven clients and the schemathesis run know them: 400 (validation, ``detail`` plus
-``errors``), 404, and, unless the view is public, 401 and 403. Views document their specific
+``errors``), 404, 415 where a body is taken, and, unless the view is public, 401 and 403. Views document their specific
 codes (409, 413, 415, 422, 503) themselves; this hook never overwrites what a view declared.
 """
 
@@ -18,7 +18,13 @@ ERROR_SCHEMA = {
     },
     "required": ["detail"],
 }
-DESCRIPTIONS = {"400": "invalid input", "401": "not authenticated", "403": "not allowed", "404": "not found"}
+DESCRIPTIONS = {
+    "400": "invalid input",
+    "401": "not authenticated",
+    "403": "not allowed",
+    "404": "not found",
+    "415": "a body in a media type the operation does not take",
+}
 # Paths that take no credentials (monitors, schema browsers).
 PUBLIC_PATHS = ("/api/v1/health",)
 
@@ -31,7 +37,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
         codes = ["400", "404"] if path in PUBLIC_PATHS else ["400", "401", "403", "404"]
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            for code in codes:
+            for code in codes + (["415"] if "requestBody" in operation else []):
                 responses.setdefault(
                     code, {"description": DESCRIPTIONS[code], "content": {"application/json": {"schema": reference}}}
                 )
