@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/carbon_pipeline
 PORT ?= 8000
 
-.PHONY: help install run test test-pg test-fast lint format migrate clean
+.PHONY: help install run test test-pg test-fast lint format migrate clean bench
 
 help:
 	@echo "make run       set up (venv, dependencies, database) and run the app on SQLite at http://127.0.0.1:8000/admin/"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-pg   run the test suite on PostgreSQL ($(PG_URL))"
 	@echo "make lint      ruff (lint + format check), mypy, migrations check"
 	@echo "make format    ruff format + autofix"
+	@echo "make bench     benchmarks of SPEC §9 on PostgreSQL (own database; BENCH_ARGS=--quick for the 2-minute run)"
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +42,11 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Creates and drops its own database on BENCH_SERVER_URL; prints the table, writes bench/results/latest.json.
+BENCH_SERVER_URL ?= postgres://postgres@127.0.0.1:5432
+bench: install
+	BENCH_SERVER_URL=$(BENCH_SERVER_URL) $(PY) -m bench $(BENCH_ARGS)
 
 migrate: install
 	$(PY) manage.py migrate

@@ -1,0 +1,152 @@
+"""``GET /api/v1/sync/pipelines`` (limit 50) over the 100k-pipeline / 1M-job history.
+
+Requests go through Django's test ``Client`` in this process (the whole Django stack —
+middleware, session authentication of a superuser, DRF, the selector, JSON rendering — without
+a network hop or an ASGI server): first page, a deep OFFSET page, a deep cursor page (the
+cursor of the row at that depth), and one case per filter (state, job_type — a rare and a
+common type —, module_type_id, year, has_errors, since/until, q). Each case: one warm-up
+request, then ≥ 30 timed ones (quick: 15); p50/p95 of the wall time, the queries of each request
+(``CaptureQueriesContext``; the count must be the same in every case).
+
+Floor (B7.5): the SQL of one request — the exact statements Django sent, captured — executed
+again on a raw cursor, median of 5: what the request costs the database alone.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.context import Context
+from bench.core import Figure, log, median, ms, percentile, profiled
+from bench.data import HISTORY_ORIGIN, HISTORY_STEP_MINUTES
+
+TARGET_MS = 50.0
+
+
+def _cases(ctx: Context) -> list[tuple[str, dict[str, Any]]]:
+    from django.db import connection
+
+    from pipelines.selectors import cursor_encode
+
+    depth = ctx.sizes.deep_offset
+    # A window inside the generated history: a tenth of it, from its middle.
+    since = datetime.fromisoformat(HISTORY_ORIGIN) + timedelta(minutes=HISTORY_STEP_MINUTES * ctx.sizes.history // 2)
+    until = since + timedelta(minutes=HISTORY_STEP_MINUTES * ctx.sizes.history // 10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT created_at, id FROM pipelines_pipeline ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            [depth - 1],
+        )
+        created_at, pk = cursor.fetchone()
+    return [
+        ("first page", {}),
+        (f"offset {depth:,}", {"offset": depth}),
+        (f"cursor at {depth:,}", {"cursor": cursor_encode(created_at, pk)}),
+        ("state=FAILED", {"state": "FAILED"}),
+        ("job_type=unit_sync (rare)", {"job_type": "unit_sync"}),
+        ("job_type=aggregation", {"job_type": "aggregation"}),
+        ("module_type_id=4", {"module_type_id": 4}),
+        ("year=2025", {"year": 2025}),
+        ("has_errors=true", {"has_errors": "true"}),
+        (f"since/until ({(until - since).days} days)", {"since": since.isoformat(), "until": until.isoformat()}),
+        ("q=unknown unit", {"q": "unknown unit"}),
+        ("state+module+year", {"state": "SUCCESS", "module_type_id": 4, "year": 2025}),
+    ]
+
+
+def _sql_floor(statements: list[str], runs: int = 5) -> float:
+    from django.db import connection
+
+    totals = []
+    with connection.cursor() as cursor:
+        for _ in range(runs):
+            started = time.perf_counter()
+            for sql in statements:
+                cursor.execute(sql)
+                if cursor.description is not None:
+                    cursor.fetchall()
+            totals.append(time.perf_counter() - started)
+    return median(totals)
+
+
+def list_figures(ctx: Context, superuser: Any) -> None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(superuser)
+    unfiltered = 0
+    counts: dict[str, set[int]] = {}
+    for name, params in _cases(ctx):
+        url = "/api/v1/sync/pipelines?" + urlencode({"limit": 50, **params})
+        times: list[float] = []
+        queries: set[int] = set()
+        statements: list[str] = []
+        items = total = 0
+        for attempt in range(1 + ctx.sizes.list_requests):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(url)
+                elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: {response.status_code} {response.content[:300]!r}")
+            if attempt < 1:
+                continue
+            times.append(elapsed)
+            queries.add(len(captured.captured_queries))
+            statements = [q["sql"] for q in captured.captured_queries]
+            body = response.json()
+            items, total = len(body["items"]), body["total"]
+        counts[name] = queries
+        with profiled(ctx.profile_dir, f"list-{len(counts):02d}"):
+            for _ in range(10 if ctx.profile_dir else 0):
+                client.get(url)
+        ctx.explain(f"list-{len(counts):02d}", statements)
+        if not params:
+            unfiltered = total
+        floor = _sql_floor(statements)
+        p95 = percentile(times, 95) * 1000
+        log(f"list {name}: p50 {ms(median(times))} ms p95 {p95:.1f} ms, sql {ms(floor)} ms, queries {queries}")
+        ctx.add(
+            Figure(
+                key=f"list:{name}",
+                label=f"GET /sync/pipelines {name}",
+                value=round(p95, 1),
+                unit="ms p95",
+                ceiling=ms(floor),
+                ceiling_label="its SQL alone",
+                target=f"p95 ≤ {TARGET_MS:g} ms",
+                passed=p95 <= TARGET_MS,
+                details={
+                    "p50_ms": ms(median(times)),
+                    "p95_ms": round(p95, 2),
+                    "max_ms": ms(max(times)),
+                    "requests": len(times),
+                    "queries": sorted(queries),
+                    "items": items,
+                    "total": total,
+                    "statements": statements,
+                },
+            )
+        )
+    distinct = set().union(*counts.values())
+    ctx.add(
+        Figure(
+            key="list:query_count",
+            label="GET /sync/pipelines query count across cases",
+            value=float(max(distinct)),
+            unit="queries",
+            target="constant",
+            passed=len(distinct) == 1,
+            note=(
+                f"Test Client in-process, session-authenticated superuser, limit 50, ≥ {ctx.sizes.list_requests} "
+                f"timed requests per case after 1 warm-up, {unfiltered:,} pipelines in the unfiltered set. "
+                "Queries per request include the session and user lookups. Counts seen: "
+                + ", ".join(f"{n}: {sorted(c)}" for n, c in counts.items())
+            ),
+        )
+    )
