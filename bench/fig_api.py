@@ -5,7 +5,7 @@ middleware, session authentication of a superuser, DRF, the selector, JSON rende
 a network hop or an ASGI server): first page, a deep OFFSET page, a deep cursor page (the
 cursor of the row at that depth), and one case per filter (state, job_type — a rare and a
 common type —, module_type_id, year, has_errors, since/until, q). Each case: one warm-up
-request, then ≥ 30 timed ones (quick: 15); p50/p95 of the wall time, the queries of each request
+request, then ≥ 30 timed ones (quick: 10); p50/p95 of the wall time, the queries of each request
 (``CaptureQueriesContext``; the count must be the same in every case).
 
 Floor (B7.5): the SQL of one request — the exact statements Django sent, captured — executed

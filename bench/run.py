@@ -1,15 +1,15 @@
 """The benchmark harness: every figure of SPEC §9, measured with its ceiling in one run.
 
-    make bench                      # full run (≈ 10 min on 2 cores)
+    make bench                      # full run (10.5 min on the 2-core box, load ≤ 3; 18 min at load 5)
     make bench BENCH_ARGS=--quick   # same code paths on smaller data (< 2 min), labelled quick
-    python -m bench [--quick] [--only ingest,engine,api,live,crash] [--keep-db]
+    python -m bench [--quick] [--only ingest,engine,api,live,crash] [--keep-db] [--profile] [--split-ceilings]
 
 One run:
 1. creates its own PostgreSQL database ``carbon_bench_<pid>`` on ``--server-url`` (default
    postgres://postgres@127.0.0.1:5432), migrates it, provisions 2,231 units through a real
    ``unit_sync`` pipeline and adds the equipment factors;
-2. generates the per-year equipment files (1M and 100k rows; quick: 100k and 20k);
-3. measures, in this order: ingest / recalc / aggregation / full pipeline / peak RSS with
+2. generates the per-year equipment files (1M and 100k rows; quick: 30k and 10k);
+3. measures, in this order: full pipeline / ingest / recalc / aggregation / peak RSS with
    their ``\\copy`` ceilings (``bench.fig_ingest``); the reconciler sweep while it builds the
    100k-pipeline / 1M-job history in SQL, then the list endpoint over it (``bench.fig_engine``,
    ``bench.fig_api``); job pickup latency, live-event latency (Redis and relay), crash
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,6 +199,18 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        log("interrupted; the bench database and scratch directory were removed")
+        return 2
+    except Exception:
+        traceback.print_exc()
+        log("the harness failed; the bench database and scratch directory were removed")
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     sizes = Sizes.for_mode(quick=args.quick)
     mode = ("quick" if args.quick else "full") + ("-profiled" if args.profile else "")
     signal.signal(signal.SIGTERM, _on_signal)

@@ -40,32 +40,67 @@ def classification_key(classification: Mapping[str, Any]) -> str:
     return "|".join(f"{k}={v}" for k, v in sorted(normalised_classification(classification).items()))
 
 
+# by_kind answers remembered per index (text arguments only); cleared when full.
+KIND_MEMO_SIZE = 10_000
+
+
 class FactorIndex:
-    """The factors of one (data-entry type, year), with the matching rules of reference-domain §2.4."""
+    """The factors of one (data-entry type, year), with the matching rules of reference-domain §2.4.
+
+    Matching is a dict lookup: per set of criteria keys, the factors are indexed once by their
+    normalised values for those keys (built on first use), and ``by_kind`` remembers its answers
+    for text arguments (a file names few distinct kinds), so a 1M-row upload or recalculation
+    matches each row in constant time whatever the number of factors.
+    """
 
     def __init__(self, factors: Iterable[FactorRecord]) -> None:
         self.factors = sorted(factors, key=lambda f: f.id)
+        self._indexes: dict[tuple[str, ...], dict[tuple[str | None, ...], list[FactorRecord]]] = {}
+        self._kinds: dict[tuple[str, str, str | None, str | None], FactorRecord | None] = {}
 
     def __len__(self) -> int:
         return len(self.factors)
 
     def where(self, **criteria: Any) -> list[FactorRecord]:
         """Factors whose classification equals every criterion (normalised); a None criterion
-        matches a factor that has no value for that key."""
-        wanted = {k: (normalise(v) if v is not None and str(v).strip() != "" else None) for k, v in criteria.items()}
-        return [f for f in self.factors if all(f.classification.get(k) == v for k, v in wanted.items())]
+        matches a factor that has no value for that key. In id order."""
+        return self._match(tuple(criteria), tuple(criteria.values()))
+
+    def _match(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> list[FactorRecord]:
+        index = self._indexes.get(keys)
+        if index is None:
+            index = {}
+            for factor in self.factors:
+                index.setdefault(tuple(factor.classification.get(k) for k in keys), []).append(factor)
+            self._indexes[keys] = index
+        # normalise() is "" exactly when the value is blank: blank criteria look for an absent key.
+        wanted = tuple(None if v is None else (normalise(v) or None) for v in values)
+        return list(index.get(wanted, ()))
 
     def by_kind(
         self, kind_key: str, kind: Any, subkind_key: str | None = None, subkind: Any = None
     ) -> FactorRecord | None:
         """Strategy A: (kind, subkind) first, then (kind, no subkind). The latest upload wins a tie."""
+        if type(kind) is str and (subkind is None or type(subkind) is str):
+            memo = (kind_key, kind, subkind_key, subkind)
+            if memo in self._kinds:
+                return self._kinds[memo]
+            if len(self._kinds) >= KIND_MEMO_SIZE:
+                self._kinds.clear()
+            found = self._kinds[memo] = self._by_kind(kind_key, kind, subkind_key, subkind)
+            return found
+        return self._by_kind(kind_key, kind, subkind_key, subkind)
+
+    def _by_kind(self, kind_key: str, kind: Any, subkind_key: str | None, subkind: Any) -> FactorRecord | None:
         if kind is None or str(kind).strip() == "":
             return None
         if subkind_key is not None and subkind is not None and str(subkind).strip() != "":
-            exact = self.where(**{kind_key: kind, subkind_key: subkind})
+            exact = self._match((kind_key, subkind_key), (kind, subkind))
             if exact:
                 return exact[-1]
-        fallback = self.where(**{kind_key: kind, subkind_key: None}) if subkind_key else self.where(**{kind_key: kind})
+        fallback = (
+            self._match((kind_key, subkind_key), (kind, None)) if subkind_key else self._match((kind_key,), (kind,))
+        )
         return fallback[-1] if fallback else None
 
 

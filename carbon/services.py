@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from carbon.catalogue import spec_for
-from carbon.catalogue.base import EntryError
+from carbon.catalogue.base import EmissionRow, EntryError
 from carbon.choices import CarbonReportType, DataEntryTypeId, ModuleStatus, ModuleTypeId
 from carbon.compute import ComputeContext, entry_emissions
 from carbon.models import (
@@ -36,7 +36,7 @@ from carbon.selectors import (
     recalculation_status,
 )
 from carbon.stats import ModuleFigures, RawSum, it_kg, module_stats, report_stats, same_figures
-from config.bulk import rows_copy
+from config.bulk import copy_json, copy_text, rows_copy, rows_delete
 from pipelines.choices import ACTIVE_JOB_STATES, EntityType, IngestionMethod, JobType, TargetType
 from pipelines.models import IngestionJob, Pipeline
 from pipelines.services import ActiveJobConflict, Scope, pipeline_create
@@ -112,11 +112,12 @@ def emissions_recalculate(
 
     Runs inside the caller's transaction (the job's data transaction, under lock 1237).
     1. Load the year's factors for the det once; reference data is read lazily and cached.
+       Delete the slice's old emissions (one statement).
     2. Stream the entries by id in batches of BATCH_SIZE (memory stays flat with the count).
     3. Per entry: compute its rows; an EntryError or any non-database exception is recorded
-       for that entry (its old emissions are removed, it gets none) and the slice goes on; a
-       database error aborts the whole recalculation (the connection is gone or poisoned).
-    4. Per batch: delete the batch's old emissions, insert the new ones, report progress.
+       for that entry (it gets no emission) and the slice goes on; a database error aborts
+       the whole recalculation (the connection is gone or poisoned).
+    4. Per batch: insert the new emissions (COPY text on PostgreSQL), report progress.
     """
     spec = spec_for(data_entry_type_id)
     ctx = ComputeContext(
@@ -131,6 +132,10 @@ def emissions_recalculate(
     total = entries.count()
     stats = RecalcStats()
     now = timezone.now()
+    # The slice's old emissions go in one set-based statement (same transaction: a failed
+    # recalculation restores them).
+    rows_delete(DataEntryEmission.objects.filter(data_entry__in=entries))
+    store = _emissions_copy if connection.vendor == "postgresql" else _emissions_create
     last_id = 0
     while True:
         batch = list(
@@ -141,7 +146,7 @@ def emissions_recalculate(
         if not batch:
             break
         last_id = batch[-1][0]
-        new_rows: list[DataEntryEmission] = []
+        new_rows: list[tuple[int, int, EmissionRow]] = []
         for entry_id, crm_id, data in batch:
             stats.affected_module_ids.add(crm_id)
             ctx.warnings.clear()
@@ -154,29 +159,62 @@ def emissions_recalculate(
                 _record_error(stats, entry_id, f"{exc.__class__.__name__}: {exc}")
                 continue
             stats.warnings += len(ctx.warnings)
-            for row in rows:
-                rollup = bool(row.meta.get("is_rollup"))
-                new_rows.append(
-                    DataEntryEmission(
-                        data_entry_id=entry_id,
-                        carbon_report_module_id=crm_id,
-                        emission_type_id=row.emission_type_id,
-                        primary_factor_id=row.factor_id,
-                        kg_co2eq=row.kg_co2eq,
-                        additional_value=row.additional_value,
-                        scope=None if rollup else scopes.get(row.emission_type_id),
-                        is_rollup=rollup,
-                        meta=dict(row.meta),
-                        computed_at=now,
-                    )
-                )
-        DataEntryEmission.objects.filter(data_entry_id__in=[entry_id for entry_id, _, _ in batch]).delete()
-        rows_copy(DataEntryEmission, new_rows)
+            new_rows.extend((entry_id, crm_id, row) for row in rows)
+        store(new_rows, scopes, now)
         stats.recalculated += len(batch)
         stats.emissions += len(new_rows)
         if progress is not None:
             progress(stats.recalculated, total)
     return stats
+
+
+# The columns a COPY of emissions fills, in the order _emissions_copy writes them.
+_EMISSION_COPY_FIELDS = ("data_entry", "carbon_report_module", "emission_type", "primary_factor", "kg_co2eq",
+                         "additional_value", "scope", "is_rollup", "meta", "computed_at")  # fmt: skip
+
+
+def _emissions_copy(rows: list[tuple[int, int, EmissionRow]], scopes: dict[int, int | None], now: Any) -> None:
+    """PostgreSQL: ROWS as COPY text lines (no model instances, one JSON encoding per row)."""
+    if not rows:
+        return
+    computed_at = now.isoformat()
+    lines = []
+    for entry_id, crm_id, row in rows:
+        rollup = bool(row.meta.get("is_rollup"))
+        scope = None if rollup else scopes.get(row.emission_type_id)
+        lines.append(
+            f"{entry_id}\t{crm_id}\t{row.emission_type_id}\t{_copy_value(row.factor_id)}\t{row.kg_co2eq}\t"
+            f"{_copy_value(row.additional_value)}\t{_copy_value(scope)}\t{'t' if rollup else 'f'}\t"
+            f"{copy_json(dict(row.meta))}\t{computed_at}\n"
+        )
+    columns = {f.name: f.column for f in DataEntryEmission._meta.concrete_fields if f.column}
+    copy_text(DataEntryEmission, [columns[name] for name in _EMISSION_COPY_FIELDS], lines)
+
+
+def _copy_value(value: Any) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _emissions_create(rows: list[tuple[int, int, EmissionRow]], scopes: dict[int, int | None], now: Any) -> None:
+    """Other databases: model instances, bulk-inserted."""
+    objects = []
+    for entry_id, crm_id, row in rows:
+        rollup = bool(row.meta.get("is_rollup"))
+        objects.append(
+            DataEntryEmission(
+                data_entry_id=entry_id,
+                carbon_report_module_id=crm_id,
+                emission_type_id=row.emission_type_id,
+                primary_factor_id=row.factor_id,
+                kg_co2eq=row.kg_co2eq,
+                additional_value=row.additional_value,
+                scope=None if rollup else scopes.get(row.emission_type_id),
+                is_rollup=rollup,
+                meta=dict(row.meta),
+                computed_at=now,
+            )
+        )
+    rows_copy(DataEntryEmission, objects)
 
 
 def _record_error(stats: RecalcStats, entry_id: int, message: str) -> None:

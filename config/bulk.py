@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, models
 from django.utils import timezone
+
+# Text handed to COPY in blocks of about this many characters (B6: 1 MB blocks match raw \copy).
+COPY_BLOCK_CHARS = 1 << 20
 
 
 def rows_copy(model: type[models.Model], objects: Sequence[models.Model], *, batch_size: int = 5000) -> None:
@@ -50,3 +54,43 @@ def rows_delete(queryset: models.QuerySet[Any]) -> int:
     refuse anything they forget), then call this.
     """
     return int(queryset._raw_delete(queryset.db))
+
+
+def copy_text(model: type[models.Model], columns: Sequence[str], lines: Iterable[str]) -> int:
+    """``COPY <model's table> (COLUMNS) FROM STDIN`` of LINES, rows already in PostgreSQL's text
+    format (tab-separated, ``\\N`` for NULL, each ending with a newline). Returns the row count.
+
+    LINES may be a generator: its rows are sent in blocks of about 1 MB as it produces them,
+    so the server stores one block while the caller prepares the next. It runs while the COPY
+    holds the connection, so it must not query the database (other connections are fine).
+    PostgreSQL only; runs in the caller's transaction.
+    """
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    table = connection.ops.quote_name(model._meta.db_table)
+    count = 0
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+        block: list[str] = []
+        size = 0
+        for line in lines:
+            block.append(line)
+            size += len(line)
+            if size >= COPY_BLOCK_CHARS:
+                copy.write("".join(block))
+                count += len(block)
+                block.clear()
+                size = 0
+        if block:
+            copy.write("".join(block))
+            count += len(block)
+    return count
+
+
+def copy_json(value: Any) -> str:
+    """VALUE as JSON, escaped for a COPY text field (backslashes doubled; JSON itself never
+    holds a raw tab or newline). orjson where it can (about 10× the standard library), the
+    standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = json.dumps(value)
+    return text.replace("\\", "\\\\") if "\\" in text else text

@@ -13,9 +13,10 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, TextIO
 
 MAX_FIELD_BYTES = 1024 * 1024
+READ_BUFFER = 1024 * 1024
 csv.field_size_limit(MAX_FIELD_BYTES)
 
 
@@ -43,9 +44,8 @@ class RowErrors:
 class CsvFile:
     path: Path
     columns: list[str]
-    _reader: Iterator[list[str]]
-    _lines: _LineCounter
-    _stream: BinaryIO
+    _reader: Any  # a csv reader (its ``line_num`` counts the physical lines read so far)
+    _stream: TextIO
 
     def __enter__(self) -> CsvFile:
         return self
@@ -56,64 +56,56 @@ class CsvFile:
     def close(self) -> None:
         self._stream.close()
 
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """(row number, values) for every non-blank row, values as read: a row may hold fewer
+        values than there are columns (the missing ones are empty) or more (the surplus is the
+        caller's to report). The fast path of ``rows``: no dict per row."""
+        reader = self._reader
+        try:
+            start = reader.line_num
+            for values in reader:
+                row_number = start + 1
+                start = reader.line_num
+                # Blank = every value empty or whitespace (a cheap test first: most rows start filled).
+                if not (values and values[0].strip()) and "".join(values).strip() == "":
+                    continue
+                yield row_number, values
+        except UnicodeDecodeError:
+            raise _utf8_error(self.path) from None
+        except csv.Error:
+            raise CsvError(
+                f"Row {reader.line_num}: a field is too long (a field may hold at most {MAX_FIELD_BYTES // 1024} KB)"
+            ) from None
+
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         """(row number, {column: value}) for every non-blank row. A row with more values than
         columns yields its surplus under the key ``""`` so the caller can report it."""
-        width = len(self.columns)
-        try:
-            start = self._lines.line
-            for values in self._reader:
-                row_number = start + 1
-                start = self._lines.line
-                if not any(v.strip() for v in values):
-                    continue
-                record = dict(zip(self.columns, values, strict=False))
-                if len(values) > width:
-                    record[""] = ",".join(values[width:])
-                yield row_number, record
-        except _NotUtf8 as exc:
-            raise exc.as_csv_error() from None
-        except csv.Error:
-            raise CsvError(
-                f"Row {self._lines.line}: a field is too long (a field may hold at most {MAX_FIELD_BYTES // 1024} KB)"
-            ) from None
+        columns = self.columns
+        width = len(columns)
+        for row_number, values in self.records():
+            record = dict(zip(columns, values, strict=False))
+            if len(values) > width:
+                record[""] = ",".join(values[width:])
+            yield row_number, record
 
 
-class _NotUtf8(Exception):
-    def __init__(self, line: int, byte: int) -> None:
-        super().__init__(line, byte)
-        self.line = line
-        self.byte = byte
+def _utf8_error(path: Path) -> CsvError:
+    """The error for a file that is not UTF-8, naming the line of its first bad byte.
 
-    def as_csv_error(self) -> CsvError:
-        return CsvError(
-            f"Row {self.line}: the file is not UTF-8 (byte 0x{self.byte:02x}); save it as UTF-8 (with or without BOM)"
-        )
-
-
-class _LineCounter:
-    """Feeds the csv module one decoded physical line at a time, counting lines, so that an
-    encoding error is reported on the line where it is (a buffered decoder would blame the
-    first line of its buffer)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.line = 0
-
-    def __iter__(self) -> _LineCounter:
-        return self
-
-    def __next__(self) -> str:
-        data = self.raw.readline()
-        if not data:
-            raise StopIteration
-        self.line += 1
-        if self.line == 1 and data.startswith(codecs.BOM_UTF8):
-            data = data[len(codecs.BOM_UTF8) :]
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _NotUtf8(self.line, data[exc.start]) from None
+    The reader decodes in blocks (fast), so a decoding error surfaces at the start of its block;
+    the file is read again line by line to name the very line (a newline byte never occurs
+    inside a UTF-8 sequence, so line-by-line decoding fails on the same byte)."""
+    with path.open("rb") as raw:
+        for line, data in enumerate(raw, start=1):
+            chunk = data[len(codecs.BOM_UTF8) :] if line == 1 and data.startswith(codecs.BOM_UTF8) else data
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return CsvError(
+                    f"Row {line}: the file is not UTF-8 (byte 0x{chunk[exc.start]:02x}); "
+                    "save it as UTF-8 (with or without BOM)"
+                )
+    return CsvError("The file is not UTF-8; save it as UTF-8 (with or without BOM)")
 
 
 def csv_open(path: Path, *, required: Iterable[str]) -> CsvFile:
@@ -123,28 +115,28 @@ def csv_open(path: Path, *, required: Iterable[str]) -> CsvFile:
     2. A header that is one ';'-separated column → CsvError asking for commas.
     3. Duplicate column names, or missing REQUIRED columns (named) → CsvError.
     Columns are trimmed and lower-cased; extra columns are allowed (ignored by callers).
+    Lines end at ``\n`` only (a ``\r`` before it belongs to the line, as the csv module expects).
     """
-    raw = path.open("rb")
-    head = raw.read(4)
-    raw.seek(0)
+    with path.open("rb") as raw:
+        head = raw.read(4)
     if not head:
-        raw.close()
         raise CsvError("The file is empty")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raw.close()
         raise CsvError("The file is UTF-16; save it as UTF-8 (with or without BOM)")
-    lines = _LineCounter(raw)
-    reader = csv.reader(lines)
+    # Block decoding in C (utf-8-sig drops a leading BOM); newline="\n" splits lines exactly
+    # where a binary readline would, so row numbers are physical line numbers.
+    stream = path.open("r", encoding="utf-8-sig", errors="strict", newline="\n", buffering=READ_BUFFER)
+    reader = csv.reader(stream)
     try:
         header = next(reader, None)
         columns = _checked_header(header, required)
-    except _NotUtf8 as exc:
-        raw.close()
-        raise exc.as_csv_error() from None
-    except CsvError:
-        raw.close()
+    except UnicodeDecodeError:
+        stream.close()
+        raise _utf8_error(path) from None
+    except (CsvError, csv.Error):
+        stream.close()
         raise
-    return CsvFile(path=path, columns=columns, _reader=reader, _lines=lines, _stream=raw)
+    return CsvFile(path=path, columns=columns, _reader=reader, _stream=stream)
 
 
 def _checked_header(header: list[str] | None, required: Iterable[str]) -> list[str]:

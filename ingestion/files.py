@@ -32,19 +32,26 @@ def files_root() -> Path:
 
 
 def path_resolve(relative: str, *, prefixes: Iterable[str] | None = None) -> Path:
-    """The absolute path of RELATIVE inside FILES_ROOT, or FilePathError saying why not."""
+    """The absolute path of RELATIVE inside FILES_ROOT, or FilePathError saying why not.
+
+    With PREFIXES, the path must start with one of them both as written and once symlinks are
+    resolved: a link under ``tmp/`` to another job's ``processed/`` file is refused, not taken.
+    """
     text = str(relative or "")
     if not text or "\x00" in text or "\\" in text:
         raise FilePathError(f"file_path {text!r} is not a valid relative path")
     pure = PurePosixPath(text)
     if pure.is_absolute() or ".." in pure.parts:
         raise FilePathError(f"file_path {text!r} must be relative to the files area, without '..'")
-    if prefixes is not None and not any(text.startswith(p) for p in prefixes):
-        raise FilePathError(f"file_path {text!r} must start with {' or '.join(prefixes)}")
+    allowed = tuple(prefixes) if prefixes is not None else None
+    if allowed is not None and not any(text.startswith(p) for p in allowed):
+        raise FilePathError(f"file_path {text!r} must start with {' or '.join(allowed)}")
     root = files_root()
     resolved = (root / pure).resolve()
     if not resolved.is_relative_to(root):
         raise FilePathError(f"file_path {text!r} leaves the files area")
+    if allowed is not None and not any(resolved.is_relative_to(root / p.strip("/")) for p in allowed):
+        raise FilePathError(f"file_path {text!r} leads out of {' or '.join(allowed)}")
     return resolved
 
 

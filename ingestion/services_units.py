@@ -54,6 +54,13 @@ _UNIT_UPDATE_FIELDS = [
     "source",
     "updated_at",
 ]
+# The upsert leaves the cf (``institutional_id``, a unique column) alone: PostgreSQL locks every
+# row an ON CONFLICT DO UPDATE touches FOR UPDATE when the update list names a unique column,
+# whether its value changes or not, and FOR UPDATE conflicts with the FOR KEY SHARE locks that
+# a concurrent upload's foreign-key checks take on the units it references: a unit_sync and a
+# data upload deadlocked on ``carbon_unit`` (tests/test_concurrency_matrix.py). The cfs that
+# did change are then set by a plain UPDATE, which locks FOR UPDATE only the rows whose cf changes.
+_UNIT_UPSERT_FIELDS = [name for name in _UNIT_UPDATE_FIELDS if name != "institutional_id"]
 
 
 def principal_username(principal: PrincipalRecord) -> str:
@@ -77,7 +84,8 @@ def units_sync(
     2. Upsert the principals keyed on ``User.institutional_id`` (a user already named
        ``p<SCIPER>`` without one is adopted instead of colliding on the username).
     3. Free the cfs that moved to another unit, then upsert the units keyed on
-       ``institutional_code`` (ON CONFLICT DO UPDATE: ids are kept), principal included.
+       ``institutional_code`` (ON CONFLICT DO UPDATE: ids are kept), principal included, and
+       set the cfs that changed (see ``_UNIT_UPSERT_FIELDS``).
     4. Resolve every ``Unit.parent`` from ``parent_institutional_code`` in one UPDATE.
     5. Give each principal the principal role on its unit; take it back from the previous
        principal of a unit whose principal changed.
@@ -103,10 +111,19 @@ def units_sync(
         [_unit(record, principal_by_sciper, source, now) for record in units],
         update_conflicts=True,
         unique_fields=["institutional_code"],
-        update_fields=_UNIT_UPDATE_FIELDS,
+        update_fields=_UNIT_UPSERT_FIELDS,
         batch_size=BATCH_SIZE,
     )
-    unit_pk = dict(Unit.objects.values_list("institutional_code", "pk"))
+    stored = {
+        code: (pk, cf) for code, pk, cf in Unit.objects.values_list("institutional_code", "pk", "institutional_id")
+    }
+    unit_pk = {code: pk for code, (pk, _) in stored.items()}
+    moved = [
+        Unit(pk=stored[r.institutional_code][0], institutional_id=r.institutional_id)
+        for r in units
+        if stored[r.institutional_code][1] != r.institutional_id
+    ]
+    Unit.objects.bulk_update(moved, ["institutional_id"], batch_size=BATCH_SIZE)
     Unit.objects.update(
         parent=Subquery(Unit.objects.filter(institutional_code=OuterRef("parent_institutional_code")).values("pk")[:1])
     )

@@ -33,25 +33,49 @@ from pipelines.relay import relay_subscribe, relay_unsubscribe
 from pipelines.wiring import PipelineAccess, user_access
 
 
-def _token_user(headers: list[tuple[bytes, bytes]]) -> Any:
-    """The user of an ``Authorization: Token <key>`` header, or None."""
-    from rest_framework.authtoken.models import Token
-
+def _token_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key of an ``Authorization: Token <key>`` header, or None."""
     for name, value in headers:
         if name.lower() == b"authorization":
             parts = value.decode("latin-1").split()
             if len(parts) == 2 and parts[0].lower() == "token":
-                token = Token.objects.select_related("user").filter(key=parts[1]).first()
-                if token is not None and token.user.is_active:
-                    return token.user
+                return parts[1]
     return None
+
+
+def _token_user(key: str | None) -> Any:
+    """The active user whose API token is KEY, or None (no such token: never issued, or revoked)."""
+    from rest_framework.authtoken.models import Token
+
+    if key is None:
+        return None
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is not None and token.user.is_active:
+        return token.user
+    return None
+
+
+def _credentials_recheck(user: Any, token_key: str | None) -> Any:
+    """USER as the database has it now, or AnonymousUser once its credentials no longer hold.
+
+    Run before every snapshot of an open stream: a revoked token (``manage.py api_token
+    --revoke``) or a deactivated account ends the stream at its next poll or push, as it turns
+    the next request into a 401 — an open stream is no way around a revocation.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return user  # already refused
+    if token_key is not None:
+        return _token_user(token_key) or AnonymousUser()
+    fresh = type(user)._default_manager.filter(pk=user.pk, is_active=True).first()
+    return fresh or AnonymousUser()
 
 
 class PipelineStreamConsumer(AsyncHttpConsumer):
     """SSE of one pipeline: the snapshot on connect, on every change, ping every 15 s, end at terminal.
 
     Authenticated by the session (AuthMiddlewareStack) or a token header; scope-checked like
-    GET /sync/pipelines/{id} and re-checked on every poll.
+    GET /sync/pipelines/{id}. Credentials and scope are re-checked on every poll and push: a
+    revoked token, a deactivated account or a removed role ends the stream (it closes).
     """
 
     heartbeat_seconds = streaming.HEARTBEAT_SECONDS
@@ -82,8 +106,10 @@ class PipelineStreamConsumer(AsyncHttpConsumer):
         self.last_fingerprint = ""
         self.ticker: asyncio.Task[None] | None = None
         user = self.scope.get("user")
+        self.token_key: str | None = None
         if user is None or not user.is_authenticated:
-            user = await database_sync_to_async(_token_user)(self.scope.get("headers", [])) or AnonymousUser()
+            self.token_key = _token_key(self.scope.get("headers", []))
+            user = await database_sync_to_async(_token_user)(self.token_key) or AnonymousUser()
         self.user = user
         opening = await database_sync_to_async(streaming.stream_open)(user=user, pipeline_id=self.pipeline_id)
         if opening.snapshot is None:
@@ -107,10 +133,15 @@ class PipelineStreamConsumer(AsyncHttpConsumer):
             self.streaming = True
             self.ticker = asyncio.ensure_future(self._tick())
 
+    def _current_snapshot(self) -> dict[str, Any] | None:
+        """The snapshot as the caller may see it now: credentials, then scope, re-checked (sync)."""
+        self.user = _credentials_recheck(self.user, self.token_key)
+        return streaming.stream_snapshot(user=self.user, pipeline_id=self.pipeline_id)
+
     async def pipeline_snapshot(self, message: dict[str, Any]) -> None:
         """A push from ``pipelines.events`` (type ``pipeline.snapshot``)."""
-        # Re-read rather than trust the pushed body: it also re-checks the caller's scope.
-        snapshot = await database_sync_to_async(streaming.stream_snapshot)(user=self.user, pipeline_id=self.pipeline_id)
+        # Re-read rather than trust the pushed body: it also re-checks the caller's access.
+        snapshot = await database_sync_to_async(self._current_snapshot)()
         await self._emit(snapshot)
 
     async def _tick(self) -> None:
@@ -118,9 +149,7 @@ class PipelineStreamConsumer(AsyncHttpConsumer):
         while not self.closed:
             await asyncio.sleep(min(self.poll_seconds, self.heartbeat_seconds))
             before = self.last_fingerprint
-            snapshot = await database_sync_to_async(streaming.stream_snapshot)(
-                user=self.user, pipeline_id=self.pipeline_id
-            )
+            snapshot = await database_sync_to_async(self._current_snapshot)()
             await self._emit(snapshot)
             if self.last_fingerprint != before:
                 last_sent = time.monotonic()

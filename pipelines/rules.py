@@ -19,6 +19,9 @@ MESSAGE_REASON_LIMIT = 200
 # A job of the key type fans in to one job of the value type once every sibling (same
 # pipeline, same parent) of the key type has finished.
 FAN_IN: Mapping[str, str] = {JobType.EMISSION_RECALC: JobType.AGGREGATION}
+# The job types groups fan in to: they read their scope (config) under the year lock, so a
+# fan-in that coalesces into an active one can still widen it (``fan_in_widen``).
+FAN_IN_TARGETS = frozenset(FAN_IN.values())
 
 PHASE_LABELS = {1: "data", 2: "emissions", 3: "aggregation"}
 
@@ -101,8 +104,11 @@ def pipeline_verdict(jobs: Sequence[JobView], *, expected_recalc: int | None = N
     1. No job, or none claimed yet → NOT_STARTED.
     2. Not every job FINISHED, or a fan-in group is due but not settled → RUNNING (with
        ``has_errors`` already true if any job ended in ERROR).
-    3. Otherwise terminal: any CANCELLED job → CANCELLED; root ERROR → FAILED (its data did not
-       land); any other ERROR → PARTIAL; else SUCCESS. WARNING never makes a pipeline PARTIAL.
+    3. Otherwise terminal: root ERROR → FAILED (its data did not land, whatever else happened);
+       any CANCELLED job → CANCELLED; any other ERROR → PARTIAL; else SUCCESS. WARNING never
+       makes a pipeline PARTIAL. (The engine never pairs a root ERROR with a cancelled job — a
+       failed root leaves no child — but the rules do not rely on it:
+       ``tests/pipelines/test_rules_properties.py`` draws every combination.)
     """
     ordered = sorted(jobs, key=lambda j: j.id)
     errored = [j for j in ordered if j.failed]
@@ -130,10 +136,10 @@ def _status(ordered: Sequence[JobView], errored: Sequence[JobView]) -> PipelineS
     )
     if not settled:
         return PipelineStatus.RUNNING
-    if any(j.result == JobResult.CANCELLED for j in ordered):
-        return PipelineStatus.CANCELLED
     if ordered[0].failed:
         return PipelineStatus.FAILED
+    if any(j.result == JobResult.CANCELLED for j in ordered):
+        return PipelineStatus.CANCELLED
     if errored:
         return PipelineStatus.PARTIAL
     return PipelineStatus.SUCCESS
@@ -219,3 +225,21 @@ def fan_in_config(payloads: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             else:
                 merged.setdefault(key, value)
     return merged
+
+
+def fan_in_widen(current: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of an active fan-in job that another group coalesces into: it must cover both.
+
+    A list narrows the job's scope (``affected_module_ids``: only these), its absence means no
+    bound. So a list present in both becomes their union, and a list missing from either side
+    is dropped (unbounded wins). Scalars keep the current value.
+    """
+    widened = dict(current)
+    for key in set(current) | set(extra):
+        mine, theirs = current.get(key), extra.get(key)
+        if isinstance(mine, list) or isinstance(theirs, list):
+            if isinstance(mine, list) and isinstance(theirs, list):
+                widened[key] = sorted(set(mine) | set(theirs))
+            else:
+                widened.pop(key, None)
+    return widened

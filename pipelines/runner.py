@@ -20,6 +20,7 @@ the pipeline row, so exactly one of them sees the full set.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,7 +30,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, connections, transaction
+from django.db import (
+    DatabaseError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -255,7 +264,7 @@ class Heartbeat(threading.Thread):
                 try:
                     self._renew()
                     failures = 0
-                except DatabaseError:
+                except (DatabaseError, InterfaceError):
                     failures += 1
                     logger.warning("heartbeat of job %s failed (%s in a row)", job_id, failures, exc_info=True)
                     connections[DATA_ALIAS].close()
@@ -289,8 +298,11 @@ def job_run(*, job: IngestionJob, worker_id: str, stop: StopSignal | None = None
     2. Start the heartbeat; open the data transaction; run the handler; settle it as FINISHED
        inside that transaction (CAS), fanning in if it is the last recalc sibling.
     3. On cancellation: roll back, settle CANCELLED. On a lost lease: roll back, write nothing.
-       On shutdown: roll back, give the job back to the queue. On any other exception: roll
-       back, settle ERROR with the exception's text (the fan-in still happens for siblings).
+       On shutdown: roll back, give the job back to the queue. On a lost database connection
+       (PostgreSQL terminated or restarted): the server rolled the data back; give the job
+       back to the queue, or end it ERROR saying so after its last attempt. On any other
+       exception: roll back, settle ERROR with the exception's text (the fan-in still happens
+       for siblings).
     4. Refresh the pipeline's status in its own transaction; a failure there is left to the
        reconciler, because the job's own state is already committed.
     """
@@ -308,6 +320,8 @@ def job_run(*, job: IngestionJob, worker_id: str, stop: StopSignal | None = None
         try:
             with transaction.atomic(using=DATA_ALIAS, durable=True):
                 run.check()
+                if job.job_type in rules.FAN_IN_TARGETS:
+                    _fan_in_target_config(run)
                 outcome = handler(run) or HandlerResult()
                 run.check()
                 if outcome.result == JobResult.ERROR:
@@ -325,12 +339,27 @@ def job_run(*, job: IngestionJob, worker_id: str, stop: StopSignal | None = None
         except ReleaseRequested:
             _release(run)
         except Exception as exc:
-            logger.exception("job %s (%s) failed", job.pk, job.job_type)
-            result = _settle_after_rollback(run, JobResult.ERROR, _error_message(exc), error=exc)
+            if connection_lost(exc):
+                # Not the job's fault: the attempt is lost and the job goes back to the queue.
+                logger.warning("job %s (%s): the database connection was lost", job.pk, job.job_type, exc_info=True)
+                result = _requeue_after_connection_loss(run, exc)
+            else:
+                logger.exception("job %s (%s) failed", job.pk, job.job_type)
+                result = _settle_after_rollback(run, JobResult.ERROR, _error_message(exc), error=exc)
     finally:
         heartbeat.stop()
     _refresh_quietly(job)
     return result
+
+
+def _fan_in_target_config(run: JobRun) -> None:
+    """A fan-in target (aggregation) takes the year lock, then reads its config as it is now:
+    a group that coalesced into it while it was queued (or waiting for this lock) may have
+    widened it since the claim read the row (``services.job_chain``)."""
+    locks.lock_year(year=run.job.year)
+    meta = IngestionJob.objects.filter(pk=run.job.pk).values_list("meta", flat=True).first() or {}
+    if isinstance(meta.get("config"), dict):
+        run.meta["config"] = meta["config"]
 
 
 class _ReportedError(Exception):
@@ -430,12 +459,18 @@ def _settle_after_rollback(run: JobRun, result: str, message: str, *, error: Bas
     return None
 
 
-def _release(run: JobRun) -> None:
-    """Give the job back to the queue (worker shutting down, job not done within the lease)."""
+def _release(run: JobRun, message: str | None = None) -> bool:
+    """Give the job back to the queue (worker shutting down, job not done within the lease;
+    or its database connection lost). Compare-and-set on (id, lease owner, RUNNING): a job
+    that finished or was taken over meanwhile is left alone. A job whose abort is pending
+    ends CANCELLED instead (queued again it could never be claimed). Returns True if settled."""
     now = timezone.now()
-    message = f"Released by {run.worker_id}: worker shutting down before the job could finish"
+    message = message or f"Released by {run.worker_id}: worker shutting down before the job could finish"
+    mine = IngestionJob.objects.filter(pk=run.job.pk, lease_owner=run.worker_id, state=JobState.RUNNING)
+    if mine.filter(Q(cancel_requested_at__isnull=False) | Q(pipeline__cancel_requested_at__isnull=False)).exists():
+        return _settle_after_rollback(run, JobResult.CANCELLED, _cancel_message(run.job.pk)) is not None
     with transaction.atomic():
-        released = IngestionJob.objects.filter(pk=run.job.pk, lease_owner=run.worker_id, state=JobState.RUNNING).update(
+        released = mine.filter(cancel_requested_at__isnull=True).update(
             state=JobState.NOT_STARTED,
             lease_owner=None,
             lease_expires_at=None,
@@ -446,6 +481,63 @@ def _release(run: JobRun) -> None:
         if released:
             jobs_notify()
             pipeline_event_emit(run.job.pipeline_id)
+    return bool(released)
+
+
+# SQLSTATE classes of a connection that is gone: 08 connection exception, 57P operator
+# intervention (admin shutdown, terminated backend, crash shutdown, cannot connect now).
+_CONNECTION_LOST_SQLSTATES = ("08", "57P")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when EXC means the PostgreSQL connection went away, not that the job's SQL failed.
+
+    PostgreSQL only (on SQLite an OperationalError such as "database is locked" is the job's
+    own failure). EXC is Django's wrapper (the psycopg error is its cause) or, from code that
+    drives psycopg directly (COPY), psycopg's own. psycopg raises OperationalError with no
+    SQLSTATE for client-side connection failures (socket closed, "the connection is closed",
+    connection refused), and SQLSTATE 57P01 for a backend terminated by
+    ``pg_terminate_backend`` or a server shutdown. Deadlocks, lock and statement timeouts
+    carry their own SQLSTATE: they stay job errors.
+    """
+    if not is_postgres():
+        return False
+    import psycopg
+
+    for candidate in (exc, exc.__cause__):
+        if isinstance(candidate, InterfaceError | psycopg.InterfaceError):
+            return True
+        if isinstance(candidate, psycopg.OperationalError):
+            sqlstate = candidate.sqlstate
+            return sqlstate is None or sqlstate.startswith(_CONNECTION_LOST_SQLSTATES)
+    return False
+
+
+def _requeue_after_connection_loss(run: JobRun, exc: BaseException) -> str | None:
+    """The attempt died with its connection (the server rolled its data back): requeue the job
+    while attempts remain, else settle ERROR naming the cause. Retried while the database is
+    still away; if it stays away, the lease expires and the reconciler does the same."""
+    text = _error_message(exc)
+    attempt, limit = run.job.attempts, run.job.max_attempts
+    lost = f"the database connection was lost during attempt {attempt} of {limit} ({text})"
+    if attempt >= limit:
+        message = f"Giving up: {lost}. Check the database, then retry the job."
+        return _settle_after_rollback(run, JobResult.ERROR, message, error=exc)
+    for delay in (0.0, *SETTLE_RETRY_DELAYS):
+        if delay:
+            time.sleep(delay)
+        for conn in connections.all(initialized_only=True):
+            with contextlib.suppress(Error):
+                conn.close_if_unusable_or_obsolete()
+        try:
+            if _release(run, f"Requeued by {run.worker_id}: {lost}"):
+                logger.warning("job %s: %s; requeued (or cancelled, if an abort was pending)", run.job.pk, lost)
+            return None
+        except (DatabaseError, InterfaceError):
+            logger.warning("job %s: could not requeue it yet", run.job.pk, exc_info=True)
+            connections[DATA_ALIAS].close()
+    logger.error("job %s: giving up requeueing it; the reconciler will after the lease", run.job.pk)
+    return None
 
 
 def job_settle(

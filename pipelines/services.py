@@ -17,7 +17,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from pipelines import cancel_marks, rules
+from pipelines import cancel_marks, locks, rules
 from pipelines.choices import (
     ACTIVE_JOB_STATES,
     ACTIVE_PIPELINE_STATUSES,
@@ -224,6 +224,10 @@ def job_chain(
     if not connections[DATA_ALIAS].in_atomic_block:
         raise RuntimeError("job_chain must run inside the parent's data transaction")
     now = now or timezone.now()
+    if job_type in rules.FAN_IN_TARGETS:
+        # An active aggregation of the year either has not read yet or waits for this lock:
+        # holding it, the dedup below may coalesce into it (and widen its scope) safely.
+        locks.lock_year(year=year)
     scope = Scope(
         entity_type=EntityType.MODULE_PER_YEAR,
         ingestion_method=IngestionMethod.COMPUTED,
@@ -235,7 +239,8 @@ def job_chain(
     )
     if job_type in DEDUP_SCOPES:
         _require_complete_scope(job_type, scope)
-        if _active_duplicate(job_type, scope) is not None:
+        active = _active_duplicate(job_type, scope)
+        if active is not None and _covered_by(active, config, parent=parent, now=now):
             return None
     try:
         with transaction.atomic():  # savepoint: a lost race must not poison the parent's transaction
@@ -250,10 +255,41 @@ def job_chain(
             )
     except IntegrityError as exc:
         if job_type in DEDUP_CONSTRAINTS and dedup_violation(exc, job_type):
+            active = _active_duplicate(job_type, scope)
+            if active is not None:
+                _covered_by(active, config, parent=parent, now=now)
             return None
         raise
     jobs_notify()
     return child
+
+
+def _covered_by(active: IngestionJob, config: dict[str, Any] | None, *, parent: IngestionJob, now: datetime) -> bool:
+    """May PARENT's child coalesce into ACTIVE (same scope, maybe another pipeline's)?
+
+    Deduplicated recalculations: yes (it reads after the caller commits, under lock 1237).
+    Fan-in targets (aggregation): widen ACTIVE's config so that it also covers what PARENT
+    changed — safe because a fan-in target reads its config under the year lock, which the
+    caller holds (see ``job_chain``) — unless ACTIVE ended meanwhile (a failed run, say):
+    then no (the caller chains its own).
+    """
+    if active.job_type not in rules.FAN_IN_TARGETS:
+        return True
+    row = IngestionJob.objects.select_for_update().filter(pk=active.pk, state__in=ACTIVE_JOB_STATES).first()
+    if row is None:
+        return False
+    meta = dict(row.meta or {})
+    current = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    widened = rules.fan_in_widen(current or {}, config or {})
+    if widened == current:
+        return True
+    note = f"Scope widened: {parent.job_type} #{parent.pk} of pipeline {parent.pipeline_id} coalesced into this job"
+    IngestionJob.objects.filter(pk=row.pk).update(
+        meta={**meta, "config": widened},
+        status_history=rules.history_append(row.status_history, history_entry(note, kind="coalesce", now=now)),
+        updated_at=now,
+    )
+    return True
 
 
 # --- Status --------------------------------------------------------------------------------------

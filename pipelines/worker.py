@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import select
 import signal
 import socket
@@ -16,13 +17,17 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, Error, InterfaceError, close_old_connections, connections
 
 from pipelines.db import DATA_ALIAS, JOBS_CHANNEL, is_postgres
 from pipelines.runner import StopSignal, job_claim, job_run
 from pipelines.services import worker_heartbeat, worker_register, worker_unregister
 
 logger = logging.getLogger(__name__)
+
+# What a lost or refused connection raises (psycopg reports a closed connection as either).
+CONNECTION_ERRORS = (DatabaseError, InterfaceError)
+_JITTER = random.SystemRandom()
 
 
 def default_worker_id(kind: str = "worker") -> str:
@@ -58,8 +63,8 @@ class Waker:
         try:
             self._listen = psycopg.connect(**params, autocommit=True)
             self._listen.execute(f"LISTEN {JOBS_CHANNEL}")
-        except psycopg.Error:
-            logger.warning("cannot LISTEN for job notifications; polling instead", exc_info=True)
+        except psycopg.Error as exc:
+            logger.warning("cannot LISTEN for job notifications (%s); polling instead", " ".join(str(exc).split()))
             self._listen = None
         return self._listen
 
@@ -95,6 +100,37 @@ class Waker:
         self.close_listen()
         os.close(self._read_fd)
         os.close(self._write_fd)
+
+
+class Backoff:
+    """Delays between reconnection attempts: exponential, capped, jittered.
+
+    Retry n waits between half and all of ``min(cap, base·2^(n-1))`` seconds, so a fleet of
+    workers that lost the database together does not hammer it back in lock-step, and the
+    waits never shrink from one retry to the next.
+    """
+
+    def __init__(self, *, base: float = 0.5, cap: float = 30.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return ceiling / 2 + _JITTER.uniform(0, ceiling / 2)
+
+    def reset(self) -> int:
+        """Back to the first delay; returns how many failures there were."""
+        failures, self.failures = self.failures, 0
+        return failures
+
+
+def connections_drop() -> None:
+    """Close every database connection of this thread, broken ones included (the next query reconnects)."""
+    for conn in connections.all(initialized_only=True):
+        with contextlib.suppress(Error):
+            conn.close()
 
 
 class WorkerLoop:
@@ -133,50 +169,74 @@ class WorkerLoop:
             return False
         self.busy = True
         try:
-            worker_heartbeat(worker_id=self.worker_id, current_job_id=job.pk)
+            try:
+                worker_heartbeat(worker_id=self.worker_id, current_job_id=job.pk)
+            except CONNECTION_ERRORS:
+                # Cosmetic (the console's "current job"): the job itself must still run.
+                logger.warning("%s: worker heartbeat failed", self.worker_id, exc_info=True)
             job_run(job=job, worker_id=self.worker_id, stop=self.stop)
         finally:
             self.busy = False
         try:
             worker_heartbeat(worker_id=self.worker_id, current_job_id=None)
-        except DatabaseError:
+        except CONNECTION_ERRORS:
             logger.warning("worker heartbeat failed", exc_info=True)
         return True
 
     def register(self) -> None:
         worker_register(worker_id=self.worker_id, hostname=socket.gethostname(), pid=os.getpid())
 
+    def _idle(self) -> None:
+        """Wait for a wake-up, then heartbeat (re-registering a pruned worker row)."""
+        self.waker.wait(min(settings.WORKER_POLL_SECONDS, settings.WORKER_HEARTBEAT_SECONDS))
+        if self.stop.requested:
+            return
+        close_old_connections()
+        if not worker_heartbeat(worker_id=self.worker_id, current_job_id=None):
+            self.register()
+
     def run(self) -> int:
-        self.register()
-        logger.info("%s: started (poll %ss)", self.worker_id, settings.WORKER_POLL_SECONDS)
-        backoff = 0.5
+        """The loop. The database may go away at any point (restart, failover, terminated
+        connections): every database error of the loop itself closes this process's
+        connections and retries after a backoff (``Backoff``), logging each retry, until the
+        database answers again. A running job is not the loop's: the runner settles or gives
+        it back, and the lease rules decide who may finish it."""
+        backoff = Backoff()
+        registered = False
         try:
             while not self.stop.requested:
                 try:
-                    if self.step():
-                        backoff = 0.5
-                        continue
-                    backoff = 0.5
-                except DatabaseError:
-                    # The database went away: reconnect with backoff instead of dying.
-                    logger.warning("%s: database error; retrying in %.1fs", self.worker_id, backoff, exc_info=True)
-                    connections.close_all()
-                    self.waker.close_listen()
-                    self.waker.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                    continue
-                if self.once:
-                    break
-                self.waker.wait(min(settings.WORKER_POLL_SECONDS, settings.WORKER_HEARTBEAT_SECONDS))
-                try:
-                    if not worker_heartbeat(worker_id=self.worker_id, current_job_id=None):
+                    if not registered:
                         self.register()
-                except DatabaseError:
-                    connections.close_all()
+                        registered = True
+                        logger.info("%s: started (poll %ss)", self.worker_id, settings.WORKER_POLL_SECONDS)
+                    ran = self.step()
+                    if not ran and not self.once:
+                        self._idle()
+                    failures = backoff.reset()
+                    if failures:
+                        logger.warning("%s: database reachable again after %s retries", self.worker_id, failures)
+                except CONNECTION_ERRORS as exc:
+                    delay = backoff.next_delay()
+                    logger.warning(
+                        "%s: database unavailable (%s: %s); retry %s in %.2fs",
+                        self.worker_id,
+                        exc.__class__.__name__,
+                        " ".join(str(exc).split())[:300],
+                        backoff.failures,
+                        delay,
+                    )
+                    connections_drop()
+                    self.waker.close_listen()
+                    self.waker.wait(delay)  # a signal still ends the wait at once
+                    continue
+                if self.once and not ran:
+                    break
         finally:
             try:
-                worker_unregister(worker_id=self.worker_id)
-            except DatabaseError:
+                if registered:
+                    worker_unregister(worker_id=self.worker_id)
+            except CONNECTION_ERRORS:
                 logger.warning("%s: could not remove the worker row", self.worker_id, exc_info=True)
             self.waker.close()
             logger.info("%s: stopped", self.worker_id)

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -40,6 +41,7 @@ from ingestion.api.serializers import (
     UnitSyncRequestSerializer,
     UnitSyncResponseSerializer,
 )
+from ingestion.csv_safe import neutralised_csv
 from ingestion.csvio import CsvError
 from ingestion.files import UploadTooLarge
 from ingestion.selectors import CONFIGURATION_EDIT_DENIED, DispatchForbidden, DispatchNotFound, downloadable_file
@@ -181,7 +183,9 @@ class FileDownloadView(APIView):
     ``processing/<job>/…`` and ``processed/<job>/…`` are visible to whoever sees that job's
     pipeline; ``tmp/…`` to configurers. Anything else — outside FILES_ROOT, traversal, a
     symlink leaving it, a file of another unit's job, a missing file — is the same 404.
-    ``d=true`` answers ``Content-Disposition: attachment``, otherwise inline.
+    ``d=true`` answers ``Content-Disposition: attachment``, otherwise inline. A CSV file is
+    served with its spreadsheet-formula cells neutralised (``ingestion.csv_safe``); any other
+    file as opaque bytes.
     """
 
     permission_classes = [IsAuthenticated]
@@ -198,7 +202,7 @@ class FileDownloadView(APIView):
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **_errors(401, 404)},
     )
-    def get(self, request: Request, path: str) -> FileResponse:
+    def get(self, request: Request, path: str) -> StreamingHttpResponse:
         found = downloadable_file(access=request_scope(request), relative=path)
         if found is None:
             raise NotFound("File not found")
@@ -210,8 +214,14 @@ class FileDownloadView(APIView):
         attachment = str(request.query_params.get("d", "")).lower() in TRUE_VALUES
         # Never let a browser render a stored file as a page (a command may store any name):
         # CSV is text/csv, anything else opaque bytes (with nosniff from SecurityMiddleware).
-        content_type = "text/csv; charset=utf-8" if found.suffix.lower() == ".csv" else "application/octet-stream"
-        return FileResponse(handle, as_attachment=attachment, filename=found.name, content_type=content_type)
+        if found.suffix.lower() != ".csv":
+            return FileResponse(
+                handle, as_attachment=attachment, filename=found.name, content_type="application/octet-stream"
+            )
+        # A CSV goes to spreadsheets: its formula cells are neutralised on the way (csv_safe).
+        response = StreamingHttpResponse(neutralised_csv(handle), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = content_disposition_header(attachment, found.name) or "inline"
+        return response
 
 
 class SyncDispatchView(APIView):

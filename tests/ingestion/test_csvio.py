@@ -54,3 +54,16 @@ def test_row_errors_keep_the_first_ones_and_count_all() -> None:
         errors.add(row, "fte", "must be a number")
     assert errors.count == 5
     assert [e["row"] for e in errors.items] == [2, 3]
+
+
+def test_a_bad_byte_far_into_the_file_is_reported_on_its_own_line(tmp_path: Path) -> None:
+    # The reader decodes in large blocks; the error still names the line of the bad byte.
+    content = "\ufeffa,b\n".encode() + b"1,caf\xc3\xa9\n" * 30_000 + "2,d\u00e9j\u00e0\n".encode("latin-1") + b"3,x\n"
+    with pytest.raises(CsvError, match=r"Row 30002: the file is not UTF-8 \(byte 0xe9\)"):
+        read_all(write(tmp_path, content))
+
+
+def test_records_give_values_by_position_and_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, b'a,b\n1\n\n2,"x\ny",9\n \t, \n3,4\r\n')
+    with csv_open(path, required=("a",)) as csv_file:
+        assert list(csv_file.records()) == [(2, ["1"]), (4, ["2", "x\ny", "9"]), (7, ["3", "4"])]

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections
 
 from pipelines.choices import WorkerKind
 from pipelines.reconciler import pipelines_reconcile
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                     worker_heartbeat(worker_id=me, current_job_id=None)
                     if report.healed or options["json"]:
                         self._report(report, as_json=options["json"])
-                except DatabaseError:
+                except (DatabaseError, InterfaceError):
                     logger.warning("reconciler sweep failed; retrying next period", exc_info=True)
                     connections.close_all()
                 stop.wait(settings.PIPELINE_RECONCILER_INTERVAL_SECONDS)
