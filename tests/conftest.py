@@ -9,14 +9,22 @@ PostgreSQL is unreachable, so in CI nothing is skipped for good.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from carbon.models import User
 from tests.roles import Roles, roles_create
 
 _skipped_for_postgres: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The SQLite test database is a file under var/ (worker subprocesses open it by path); a
+    # fresh clone has no var/ until something creates it.
+    Path(settings.BASE_DIR, "var").mkdir(exist_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
