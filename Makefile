@@ -4,12 +4,14 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/carbon_pipeline
 PORT ?= 8000
 
-.PHONY: help install run test test-pg test-fast lint format migrate clean bench
+.PHONY: help install run test test-slow test-all test-pg lint format migrate clean bench
 
 help:
 	@echo "make run       set up (venv, dependencies, database) and run the app on SQLite at http://127.0.0.1:8000/admin/"
-	@echo "make test      run the test suite (SQLite, or the database in DATABASE_URL)"
-	@echo "make test-pg   run the test suite on PostgreSQL ($(PG_URL))"
+	@echo "make test      the test suite but its slow suites (SQLite, or the database in DATABASE_URL)"
+	@echo "make test-slow the slow suites: crash, concurrency, database faults, browser, fuzzing, real services"
+	@echo "make test-all  both (what CI runs, on SQLite and on PostgreSQL)"
+	@echo "make test-pg   make test-all on PostgreSQL ($(PG_URL))"
 	@echo "make lint      ruff (lint + format check), mypy, migrations check"
 	@echo "make format    ruff format + autofix"
 	@echo "make bench     benchmarks of SPEC §9 on PostgreSQL (own database; BENCH_ARGS=--quick for the 2-minute run)"
@@ -25,13 +27,16 @@ run: install
 	$(PY) manage.py serve --port $(PORT) --seed-demo
 
 test: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-pg: install
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(PY) -m pytest $(PYTEST_ARGS)
-
-test-fast: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
