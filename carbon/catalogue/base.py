@@ -29,6 +29,11 @@ class ColumnError(ValueError):
     """A value that does not fit its column; the message names the problem, not the row."""
 
 
+# No text column stores U+0000: PostgreSQL refuses it in text and JSON (a COPY of it fails), and
+# no real name or note holds one; a number, choice or date holding it is refused as not one.
+_NUL_REASON = "must not contain a NUL character (U+0000)"
+
+
 def normalise(value: Any) -> str:
     """The one normalisation used for matching, at upload and at recalculation alike:
     trimmed, inner whitespace collapsed, lower-cased (reference-domain §11.4)."""
@@ -62,6 +67,8 @@ class Column:
             return None
         if self.kind == "str":
             text = " ".join(str(raw).split())
+            if "\x00" in text:
+                raise ColumnError(_NUL_REASON)
             return text if self.keep_case else text.lower()
         if self.kind == "choice":
             key = normalise(raw)
@@ -100,6 +107,8 @@ class Column:
                 text = " ".join(raw.split())
                 if not text:
                     return empty()
+                if "\x00" in text:
+                    raise ColumnError(_NUL_REASON)
                 return text if keep_case else text.lower()
 
             return parse_str

@@ -138,6 +138,7 @@ def test_factor_emission_type_from_its_classification(
         (1, {"sius_code": "55"}, "sius_code", "must be one of 51, 52, 53, 54, 56, 57, 58, 59 (got '55')"),
         (1, {"name": "  "}, "name", "is required"),
         (1, {"user_institutional_id": ""}, "user_institutional_id", "is required"),
+        (1, {"name": "A\x00da"}, "name", "must not contain a NUL character (U+0000)"),
         (2, {"fte": "-1"}, "fte", "must be ≥ 0 (got -1)"),
     ],
 )
