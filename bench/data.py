@@ -192,7 +192,7 @@ def data_tables_truncate() -> None:
 
 _PIPELINES_SQL = """
 INSERT INTO pipelines_pipeline (
-    id, kind, status, unit_code, expected_recalc, job_count, error_count, has_errors, last_error,
+    id, kind, job_types, status, unit_code, expected_recalc, job_count, error_count, has_errors, last_error,
     created_by_id, cancel_requested_at, created_at, started_at, finished_at, updated_at,
     entity_type, target_type, ingestion_method, module_type_id, data_entry_type_id, year, unit_id
 )
@@ -200,6 +200,10 @@ SELECT
     md5('bench-pipeline-' || i)::uuid,
     CASE WHEN i %% 25 = 0 THEN 'factor_ingest' WHEN i %% 25 = 1 THEN 'module_emission_recalc'
          WHEN i %% 250 = 2 THEN 'unit_sync' ELSE 'csv_ingest' END,
+    -- the kinds' bits (rules.JOB_TYPE_BITS) with those of the children _JOBS_SQL gives each
+    %(children_bits)s | CASE WHEN i %% 25 = 0 THEN %(bit_factor_ingest)s
+         WHEN i %% 25 = 1 THEN %(bit_module_emission_recalc)s
+         WHEN i %% 250 = 2 THEN %(bit_unit_sync)s ELSE %(bit_csv_ingest)s END,
     CASE WHEN i %% 100 < 85 THEN 'SUCCESS' WHEN i %% 100 < 93 THEN 'FAILED'
          WHEN i %% 100 < 97 THEN 'PARTIAL' ELSE 'CANCELLED' END,
     CASE WHEN i %% 10 = 0 THEN (40000 + i %% 2000)::text ELSE '' END,
@@ -261,11 +265,12 @@ CROSS JOIN generate_series(0, %(jobs)s - 1) AS j
 
 _ACTIVE_PIPELINES_SQL = """
 INSERT INTO pipelines_pipeline (
-    id, kind, status, unit_code, expected_recalc, job_count, error_count, has_errors, last_error,
+    id, kind, job_types, status, unit_code, expected_recalc, job_count, error_count, has_errors, last_error,
     created_at, started_at, finished_at, updated_at,
     entity_type, target_type, ingestion_method, module_type_id, data_entry_type_id, year, unit_id
 )
-SELECT md5('bench-active-' || i)::uuid, 'csv_ingest', 'RUNNING', '', %(recalcs)s, %(jobs)s - 1, 0, false, '',
+SELECT md5('bench-active-' || i)::uuid, 'csv_ingest', %(bit_csv_ingest)s | %(bit_emission_recalc)s,
+       'RUNNING', '', %(recalcs)s, %(jobs)s - 1, 0, false, '',
        now() - interval '10 minutes' + i * interval '1 second', now() - interval '10 minutes', NULL, now(),
        'MODULE_PER_YEAR', 'DATA_ENTRIES', 'csv', 1 + i %% 8, NULL, 2024, NULL
 FROM generate_series(1, %(count)s) AS i
@@ -305,6 +310,9 @@ def history_insert(*, first: int, last: int, jobs_per_pipeline: int) -> float:
     """Finished pipelines FIRST..LAST (inclusive) with their jobs; returns the seconds it took."""
     from django.db import connection, transaction
 
+    from pipelines import rules
+    from pipelines.choices import JobType
+
     params: dict[str, Any] = {
         "first": first,
         "last": last,
@@ -313,6 +321,10 @@ def history_insert(*, first: int, last: int, jobs_per_pipeline: int) -> float:
         "base": HISTORY_JOB_BASE,
         "origin": HISTORY_ORIGIN,
         "step": HISTORY_STEP_MINUTES,
+        **_job_type_bits(),
+        "children_bits": rules.job_types_mask(
+            [JobType.EMISSION_RECALC] * (jobs_per_pipeline > 2) + [JobType.AGGREGATION] * (jobs_per_pipeline > 1)
+        ),
     }
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -329,6 +341,12 @@ def history_insert(*, first: int, last: int, jobs_per_pipeline: int) -> float:
     return elapsed
 
 
+def _job_type_bits() -> dict[str, int]:
+    from pipelines.rules import JOB_TYPE_BITS
+
+    return {f"bit_{job_type}": bit for job_type, bit in JOB_TYPE_BITS.items()}
+
+
 def active_insert(*, count: int, jobs_per_pipeline: int) -> None:
     """COUNT RUNNING pipelines, each with one RUNNING recalc holding a lease valid for a day."""
     from django.db import connection, transaction
@@ -339,6 +357,7 @@ def active_insert(*, count: int, jobs_per_pipeline: int) -> None:
         "recalcs": jobs_per_pipeline - 2,
         "base": ACTIVE_JOB_BASE,
         "owner": FAKE_OWNER,
+        **_job_type_bits(),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_ACTIVE_PIPELINES_SQL, params)

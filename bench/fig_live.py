@@ -8,7 +8,7 @@ and the site's Origin, as the console opens it.
 - Redis path: both processes with ``REDIS_URL=redis://127.0.0.1:6379/11`` (that database
   number only, flushed before and after): the worker publishes through channels-redis.
 - Relay path: no ``REDIS_URL``; daphne's database relay (``pipelines.relay``) tails the
-  tables every 0.5 s and publishes what changed.
+  tables every ``TICK_SECONDS`` (0.1 s) and publishes what changed.
 
 Latency of one event = the client's receive time − the stamp of the newest job change the
 snapshot shows (the ``ts`` of the latest ``status_history`` entry, written with the same
@@ -156,8 +156,10 @@ def _one_path(ctx: Context, superuser: Any, *, redis_url: str | None) -> Figure:
 
     path = "redis" if redis_url else "relay"
     events = ctx.sizes.live_events
-    # The relay publishes at most once per 0.5 s tick: pace the worker so each tick sees a change.
-    step_seconds = 0.3 if redis_url else 0.55
+    from pipelines.relay import TICK_SECONDS
+
+    # The relay publishes at most once per tick: pace the worker so each tick sees one change.
+    step_seconds = 0.3 if redis_url else max(0.3, TICK_SECONDS * 1.1)
     services = Services(ctx.env, f"live-{path}")
     overrides = {"REDIS_URL": redis_url or "", "WORKER_HEARTBEAT_SECONDS": "5", "JOB_LEASE_SECONDS": "30"}
     port = free_port()
@@ -194,7 +196,11 @@ def _one_path(ctx: Context, superuser: Any, *, redis_url: str | None) -> Figure:
     latencies = _latencies(listener.received, {str(pipeline.pk)})
     log(f"live {path}: {len(latencies)} events, p95 {ms(percentile(latencies, 95))} ms")
     p95 = percentile(latencies, 95) * 1000
-    relay_note = "" if redis_url else " Relay tick 0.5 s (pipelines.relay.TICK_SECONDS): a change waits 0–0.5 s."
+    relay_note = (
+        ""
+        if redis_url
+        else f" Relay tick {TICK_SECONDS:g} s (pipelines.relay.TICK_SECONDS): a change waits 0–{TICK_SECONDS:g} s."
+    )
     return Figure(
         key=f"live_latency:{path}",
         label=f"live event commit → websocket ({'Redis' if redis_url else 'DB relay, no Redis'}), N={len(latencies)}",

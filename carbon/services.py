@@ -36,7 +36,7 @@ from carbon.selectors import (
     recalculation_status,
 )
 from carbon.stats import ModuleFigures, RawSum, it_kg, module_stats, report_stats, same_figures
-from config.bulk import copy_json, copy_text, rows_copy, rows_delete
+from config.bulk import copy_json, copy_text, rows_copy, rows_delete, rows_update
 from pipelines.choices import ACTIVE_JOB_STATES, EntityType, IngestionMethod, JobType, TargetType
 from pipelines.models import IngestionJob, Pipeline
 from pipelines.services import ActiveJobConflict, Scope, pipeline_create
@@ -275,7 +275,7 @@ def module_stats_recompute(*, module_type_id: int, year: int, carbon_report_modu
             module.status = ModuleStatus.IN_PROGRESS
         module.stats = stats
         module.last_updated = now
-    CarbonReportModule.objects.bulk_update(targets, ["stats", "status", "last_updated"], batch_size=1000)
+    rows_update(CarbonReportModule, targets, ["stats", "status", "last_updated"])
     reports_recompute(report_ids=sorted({m.report_id for m in targets}), now=now)
     return len(targets)
 
@@ -298,9 +298,7 @@ def reports_recompute(*, report_ids: list[int], now: Any = None) -> None:
             modules=by_report[report.pk], computed_at=now.isoformat()
         )
         report.last_updated = now
-    CarbonReport.objects.bulk_update(
-        reports, ["stats", "completion_progress", "overall_status", "last_updated"], batch_size=1000
-    )
+    rows_update(CarbonReport, reports, ["stats", "completion_progress", "overall_status", "last_updated"])
 
 
 # --- Year configuration ------------------------------------------------------------------------

@@ -25,6 +25,19 @@ FAN_IN_TARGETS = frozenset(FAN_IN.values())
 
 PHASE_LABELS = {1: "data", 2: "emissions", 3: "aggregation"}
 
+# One bit per job type, for ``Pipeline.job_types`` ("the pipeline has a job of type X", the
+# list's job_type filter). Stored in rows: a type keeps its bit forever, new types take new bits.
+JOB_TYPE_BITS: Mapping[str, int] = {
+    JobType.CSV_INGEST: 1 << 0,
+    JobType.API_INGEST: 1 << 1,
+    JobType.FACTOR_INGEST: 1 << 2,
+    JobType.REFERENCE_INGEST: 1 << 3,
+    JobType.UNIT_SYNC: 1 << 4,
+    JobType.EMISSION_RECALC: 1 << 5,
+    JobType.MODULE_EMISSION_RECALC: 1 << 6,
+    JobType.AGGREGATION: 1 << 7,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class JobView:
@@ -62,6 +75,7 @@ class PipelineVerdict:
     last_error: str
     phase: int
     phases_total: int = 3
+    job_types: int = 0  # job_types_mask of the pipeline's jobs
 
     @property
     def phase_label(self) -> str:
@@ -92,6 +106,14 @@ def fan_in_due(group: Sequence[JobView]) -> bool:
 def fan_in_open(group: Sequence[JobView]) -> bool:
     """The group is due but no member settled it: a fan-in job is missing."""
     return fan_in_due(group) and not any(j.closed_fan_in for j in group)
+
+
+def job_types_mask(job_types: Iterable[str]) -> int:
+    """The set of JOB_TYPES as bits (``JOB_TYPE_BITS``); an unknown type adds nothing."""
+    mask = 0
+    for job_type in job_types:
+        mask |= JOB_TYPE_BITS.get(job_type, 0)
+    return mask
 
 
 def informative(message: str) -> bool:
@@ -125,6 +147,7 @@ def pipeline_verdict(jobs: Sequence[JobView], *, expected_recalc: int | None = N
         finished_at=max(finished) if terminal and finished else None,
         last_error=_first_informative_error(errored),
         phase=_phase(ordered, expected_recalc),
+        job_types=job_types_mask(j.job_type for j in ordered),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from pipelines import rules
@@ -273,8 +273,12 @@ def pipelines_filter(pipelines: QuerySet[Pipeline], filters: PipelineFilters) ->
     - ``q``: case-insensitive substring of any job's message, the last error or the unit code.
     """
     if filters.job_type:
-        has_job = IngestionJob.objects.filter(pipeline_id=OuterRef("pk"), job_type=filters.job_type)
-        pipelines = pipelines.filter(Q(kind=filters.job_type) | Exists(has_job))
+        # job_types holds the bits of every job type the pipeline has (written with its status),
+        # so the filter is read from the covering index rather than an EXISTS per pipeline.
+        bit = rules.JOB_TYPE_BITS.get(filters.job_type, 0)
+        pipelines = pipelines.alias(has_type=F("job_types").bitand(bit)).filter(
+            Q(kind=filters.job_type) | Q(has_type__gt=0)
+        )
     if filters.module_type_id is not None:
         pipelines = pipelines.filter(module_type_id=filters.module_type_id)
     if filters.year is not None:
@@ -286,8 +290,18 @@ def pipelines_filter(pipelines: QuerySet[Pipeline], filters: PipelineFilters) ->
     if filters.until is not None:
         pipelines = pipelines.filter(created_at__lte=filters.until)
     if filters.q:
-        said = IngestionJob.objects.filter(pipeline_id=OuterRef("pk"), status_message__icontains=filters.q)
-        pipelines = pipelines.filter(Q(last_error__icontains=filters.q) | Q(unit_code__iexact=filters.q) | Exists(said))
+        # One IN over the union of three index lookups (trigram indexes on PostgreSQL, migration
+        # 0004), not an OR with a correlated EXISTS, which PostgreSQL runs once per pipeline.
+        matched = (
+            Pipeline.objects.filter(last_error__icontains=filters.q)
+            .order_by()
+            .values("pk")
+            .union(
+                Pipeline.objects.filter(unit_code__iexact=filters.q).order_by().values("pk"),
+                IngestionJob.objects.filter(status_message__icontains=filters.q).order_by().values("pipeline_id"),
+            )
+        )
+        pipelines = pipelines.filter(pk__in=matched)
     return pipelines
 
 
@@ -342,10 +356,17 @@ def pipeline_page(
     page = page.select_related("created_by").order_by("-created_at", "-id")
     if cursor:
         created, pk = cursor_decode(cursor)
-        page = page.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+        # (created_at, id) < (created, pk), spelled so that its first term bounds the index
+        # range: an OR alone is read as a filter over the whole index.
+        page = page.filter(Q(created_at__lte=created), Q(created_at__lt=created) | Q(id__lt=pk))
         rows = list(page[: limit + 1])
+    elif offset:
+        # Deferred join: walk OFFSET rows of the covering index for their ids alone (index-only),
+        # then read the page's own rows, instead of fetching and dropping OFFSET whole rows.
+        window = page.values("pk")[offset : offset + limit + 1]
+        rows = list(Pipeline.objects.filter(pk__in=window).select_related("created_by").order_by("-created_at", "-id"))
     else:
-        rows = list(page[offset : offset + limit + 1])
+        rows = list(page[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor_encode(rows[-1].created_at, rows[-1].pk) if more and rows else None

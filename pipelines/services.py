@@ -130,6 +130,7 @@ def pipeline_create(
                 )
         pipeline = Pipeline.objects.create(
             kind=job_type,
+            job_types=rules.job_types_mask([job_type]),
             **scope.columns(),
             unit_code=scope.unit_code,
             created_by=created_by if getattr(created_by, "pk", None) else None,
@@ -320,6 +321,7 @@ def pipeline_status_refresh(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> ru
             "started_at": verdict.started_at,
             "finished_at": verdict.finished_at,
             "last_error": verdict.last_error,
+            "job_types": verdict.job_types,
         }
         dirty = {k: v for k, v in changes.items() if getattr(pipeline, k) != v}
         if dirty:

@@ -10,12 +10,14 @@ import pytest
 from pipelines.choices import JobResult, JobState, JobType, PipelineStatus
 from pipelines.rules import (
     HISTORY_LIMIT,
+    JOB_TYPE_BITS,
     JobView,
     cap_reason,
     fan_in_config,
     final_message,
     first_row_error,
     history_append,
+    job_types_mask,
     pipeline_verdict,
 )
 
@@ -184,3 +186,15 @@ def test_history_is_capped_and_keeps_the_latest() -> None:
 )
 def test_fan_in_config_unions_lists(payloads: list[dict[str, object]], expected: dict[str, object]) -> None:
     assert fan_in_config(payloads) == expected
+
+
+def test_every_job_type_has_its_own_bit_and_the_verdict_carries_the_pipelines_types() -> None:
+    assert set(JOB_TYPE_BITS) == set(JobType.values)
+    bits = list(JOB_TYPE_BITS.values())
+    assert all(bit and bit & (bit - 1) == 0 for bit in bits)
+    assert len(set(bits)) == len(bits)
+    verdict = pipeline_verdict([job(1), recalc(2), recalc(3), agg(4, 2, closed=True)])
+    assert verdict.job_types == job_types_mask([JobType.CSV_INGEST, JobType.EMISSION_RECALC, JobType.AGGREGATION])
+    assert verdict.job_types & JOB_TYPE_BITS[JobType.UNIT_SYNC] == 0
+    assert job_types_mask([]) == 0
+    assert job_types_mask(["no_such_type"]) == 0
