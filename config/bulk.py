@@ -12,7 +12,7 @@ from django.utils import timezone
 
 # Text handed to COPY in blocks of about this many characters (B6: 1 MB blocks match raw \copy).
 COPY_BLOCK_CHARS = 1 << 20
-# Rows per UPDATE … FROM unnest(…) statement (rows_update): large arrays, bounded memory.
+# Rows per UPDATE … FROM jsonb_to_recordset(…) statement (rows_update): bounded memory.
 UPDATE_BATCH = 5000
 
 
@@ -106,12 +106,13 @@ def json_text(value: Any) -> str:
 def rows_update(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> int:
     """Write FIELDS of OBJECTS (saved rows) back, as fast as the database allows. Returns the row count.
 
-    PostgreSQL: one ``UPDATE … FROM unnest(ids, col1, col2 …)`` per 5,000 rows — one array
-    parameter per column, so the statement's size does not grow with the rows. Django's
+    PostgreSQL: one ``UPDATE … FROM jsonb_to_recordset(%s)`` per ``UPDATE_BATCH`` rows, the rows
+    sent as one JSON document (orjson) that the server unpacks into typed columns. Django's
     ``bulk_update`` builds a ``CASE WHEN id = … THEN …`` per column per row instead, which
-    PostgreSQL plans and evaluates row by row: for the 2,231 report modules of a year's
-    aggregation that took seconds (``make bench``: aggregation). Only model metadata (table
-    and column names, column types) goes into the SQL text; the values travel as parameters.
+    PostgreSQL plans and evaluates row by row, and arrays of JSON texts cost the client-side
+    quoting one regex pass per element: for the 2,231 report modules of a year's aggregation
+    both took seconds (``make bench``: aggregation). Only model metadata (table and column
+    names, column types) goes into the SQL text; the values travel as the parameter.
     Elsewhere: ``bulk_update``.
     """
     if not objects:
@@ -123,34 +124,32 @@ def rows_update(model: type[models.Model], objects: Sequence[models.Model], fiel
     meta = model._meta
     targets = [_concrete_field(meta.get_field(name)) for name in fields]
     pk = _concrete_field(meta.pk)
-    aliases = [sql.Identifier(f"c{index}") for index in range(len(targets))]
-    # unnest() returns text for the JSON columns (sent as text[]): cast each back on the way in.
-    pairs: list[sql.Composable] = [
-        sql.SQL("{} = v.{}{}").format(
-            sql.Identifier(_column(field)), alias, sql.SQL("::jsonb" if isinstance(field, models.JSONField) else "")
-        )
+    aliases = [f"c{index}" for index in range(len(targets))]
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = v.{}").format(sql.Identifier(_column(field)), sql.Identifier(alias))
         for field, alias in zip(targets, aliases, strict=True)
     ]
-    casts: list[sql.Composable] = [
-        sql.SQL("%s::{}[]").format(sql.SQL(element_type))
-        for element_type in [str(pk.db_type(connection)), *map(_array_element_type, targets)]
+    record: list[sql.Composable] = [
+        sql.SQL("{} {}").format(sql.Identifier(alias), sql.SQL(_record_type(field)))
+        for alias, field in zip(["pk", *aliases], [pk, *targets], strict=True)
     ]
-    statement = sql.SQL(
-        "UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) AS v(pk, {aliases}) WHERE t.{pk} = v.pk"
-    )
-    query = statement.format(
+    query = sql.SQL(
+        "UPDATE {table} AS t SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({record}) WHERE t.{pk} = v.pk"
+    ).format(
         table=sql.Identifier(meta.db_table),
-        assignments=sql.SQL(", ").join(pairs),
-        arrays=sql.SQL(", ").join(casts),
-        aliases=sql.SQL(", ").join(aliases),
+        assignments=sql.SQL(", ").join(assignments),
+        record=sql.SQL(", ").join(record),
         pk=sql.Identifier(_column(pk)),
     )
     updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objects), UPDATE_BATCH):
-            batch = objects[start : start + UPDATE_BATCH]
-            params = [[obj.pk for obj in batch], *([_update_value(obj, field) for obj in batch] for field in targets)]
-            cursor.execute(query, params)
+            named = list(zip(aliases, targets, strict=True))
+            rows = [
+                {"pk": obj.pk, **{alias: _update_value(obj, field) for alias, field in named}}
+                for obj in objects[start : start + UPDATE_BATCH]
+            ]
+            cursor.execute(query, [_json_document(rows)])
             updated += cursor.rowcount
     return updated
 
@@ -165,12 +164,21 @@ def _column(field: models.Field[Any, Any]) -> str:
     return str(field.column)
 
 
-def _array_element_type(field: models.Field[Any, Any]) -> str:
-    return "text" if isinstance(field, models.JSONField) else str(field.db_type(connection))
+def _record_type(field: models.Field[Any, Any]) -> str:
+    return "jsonb" if isinstance(field, models.JSONField) else str(field.db_type(connection))
 
 
 def _update_value(obj: models.Model, field: models.Field[Any, Any]) -> Any:
     value = getattr(obj, field.attname)
     if isinstance(field, models.JSONField):
-        return None if value is None else json_text(value)
+        return value  # nested as JSON in the document, read back as jsonb
     return field.get_db_prep_value(value, connection, prepared=False)
+
+
+def _json_document(rows: list[dict[str, Any]]) -> str:
+    """ROWS as JSON: datetimes as ISO 8601, Decimals as strings (PostgreSQL casts both back);
+    the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except TypeError:
+        return json.dumps(rows, default=str)
