@@ -24,6 +24,10 @@ FAN_IN: Mapping[str, str] = {JobType.EMISSION_RECALC: JobType.AGGREGATION}
 FAN_IN_TARGETS = frozenset(FAN_IN.values())
 
 PHASE_LABELS = {1: "data", 2: "emissions", 3: "aggregation"}
+# Plain strings for the per-job checks (a list page applies them to ~450 jobs; an enum member
+# looked up on its class costs several times a string comparison).
+_FINISHED: str = JobState.FINISHED.value
+_ERROR: str = JobResult.ERROR.value
 
 # One bit per job type, for ``Pipeline.job_types`` ("the pipeline has a job of type X", the
 # list's job_type filter). Stored in rows: a type keeps its bit forever, new types take new bits.
@@ -57,11 +61,11 @@ class JobView:
 
     @property
     def finished(self) -> bool:
-        return self.state == JobState.FINISHED
+        return self.state == _FINISHED
 
     @property
     def failed(self) -> bool:
-        return self.state == JobState.FINISHED and self.result == JobResult.ERROR
+        return self.state == _FINISHED and self.result == _ERROR
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with an empty cache: cached counters are keyed by row timestamps, which
+    a rolled-back test and the next one may happen to share."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _reference_rows(request: pytest.FixtureRequest) -> None:
     """Reference enumerations, as migration 0002 loads them.
 

@@ -368,3 +368,70 @@ def test_active_pipelines_by_module_and_year(roles: Roles) -> None:
     assert client.get(url, {"modules": "4"}).status_code == 400
     assert client.get("/api/v1/sync/active-pipelines/year/2025").json() == [str(sync.pk)]
     assert roles.client("standard").get(url, {"year": 2025}).status_code == 403
+
+
+def _quiet(seconds: float = 60) -> None:
+    """Every pipeline last changed SECONDS ago (as a history nobody touches looks)."""
+    Pipeline.objects.update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def _list(client: Any, **params: Any) -> tuple[dict[str, Any], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(LIST, params)
+    assert response.status_code == 200, response.content
+    return response.json(), len(ctx.captured_queries)
+
+
+def test_counters_of_a_quiet_history_are_counted_once_and_recounted_after_any_change(roles: Roles) -> None:
+    from pipelines.services import pipeline_status_refresh
+
+    running = pipeline_build(RUNNING)
+    for _ in range(3):
+        pipeline_build(DONE_OK)
+    _quiet()
+    client = roles.client("superadmin")
+    first, first_queries = _list(client)
+    again, again_queries = _list(client)
+    # the second request reuses the counters: one query less, the same figures
+    assert again_queries == first_queries - 1
+    assert (again["counts"], again["total"]) == (first["counts"], first["total"]) == (
+        {"NOT_STARTED": 0, "RUNNING": 1, "SUCCESS": 3, "PARTIAL": 0, "FAILED": 0, "CANCELLED": 0}, 4,
+    )  # fmt: skip
+    # the running pipeline's recalc fails (PARTIAL): its refresh stamps updated_at, so the next
+    # request counts afresh (and, the change being recent, keeps counting until it is quiet)
+    IngestionJob.objects.filter(pipeline=running, state=JobState.RUNNING).update(
+        state=JobState.FINISHED,
+        result=JobResult.ERROR,
+        finished_at=timezone.now(),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    pipeline_status_refresh(pipeline_id=running.pk)
+    after, after_queries = _list(client)
+    assert after_queries == first_queries
+    assert (after["counts"]["RUNNING"], after["counts"]["PARTIAL"]) == (0, 1)
+    assert _list(client)[1] == first_queries  # still within the quiet period: not cached
+    # a new pipeline is a change too
+    _quiet()
+    _list(client)
+    pipeline_build(FAILED)
+    _quiet()
+    newest, _ = _list(client)
+    assert (newest["total"], newest["counts"]["FAILED"]) == (5, 1)
+
+
+def test_cached_counters_are_per_scope_and_per_filter_set(roles: Roles) -> None:
+    pipeline_build(DONE_OK, unit=roles.unit_a)
+    pipeline_build(DONE_OK, unit=roles.unit_b)
+    pipeline_build(FAILED, year=2024)
+    _quiet()
+    admin = roles.client("superadmin")
+    assert _list(admin)[0]["total"] == 3
+    assert _list(admin)[0]["total"] == 3  # cached for the superadmin, unfiltered
+    # another scope, another filter: their own counters, never the superadmin's
+    assert _list(roles.client("principal_a"))[0]["total"] == 2  # unit A's and the per-year one
+    assert _list(admin, year=2025)[0]["total"] == 2
+    assert _list(admin, year=2025)[0]["counts"]["FAILED"] == 0
