@@ -75,7 +75,7 @@ def demo_uploads(*, year: int, wait: Wait) -> list[Pipeline]:
         pipelines.append(_upload(DEMO / "factors" / name, TargetType.FACTORS, year, module, det, wait))
     labs = [cf for cf in Unit.objects.filter(level=4).values_list("institutional_id", flat=True) if cf]
     for name, (module, det) in DATA_FILES.items():
-        spread = _spread_over_units(DEMO / "data" / name, labs)
+        spread = spread_over_units(DEMO / "data" / name, labs)
         relative = upload_store(name=name, chunks=[spread.encode()])
         pipeline, _ = upload_dispatch(
             target_type=TargetType.DATA_ENTRIES, year=year, module_type_id=module, data_entry_type_id=det,
@@ -95,19 +95,21 @@ def _upload(path: Path, target: str, year: int, module: int, det: int | None, wa
     return pipeline
 
 
-def _spread_over_units(path: Path, cfs: list[str]) -> str:
-    """The sample's rows repeated for every lab (with per-lab person ids so members stay unique)."""
+def spread_over_units(path: Path, cfs: list[str], *, tag: str = "", digits: int = 3) -> str:
+    """The sample's rows repeated for every unit of CFS, with per-unit person and equipment ids
+    (suffixed TAG and the unit's index) so that members and equipment stay unique."""
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for index, cf in enumerate(cfs):
+        number = f"{index:0{digits}d}"
         for row in rows:
             copy = {**row, "unit_institutional_id": cf}
             if "user_institutional_id" in copy:
-                copy["user_institutional_id"] = f"{copy['user_institutional_id']}{index:03d}"
+                copy["user_institutional_id"] = f"{copy['user_institutional_id']}{tag}{number}"
             if "equipment_id" in copy:
-                copy["equipment_id"] = f"{copy['equipment_id']}-{index:03d}"
+                copy["equipment_id"] = "-".join(part for part in (copy["equipment_id"], tag, number) if part)
             writer.writerow(copy)
     return out.getvalue()

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.conf import LazySettings, settings
 from django.db import connection
 
 from carbon.models import User
@@ -50,6 +50,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if os.environ.get("CI") == "true" and os.environ.get("DATABASE_URL", "").startswith("postgres"):
         # Cannot happen (the vendor would be postgresql), but if it ever did it must not pass.
         terminalreporter.write_line("CI=true with a PostgreSQL DATABASE_URL yet tests were skipped", red=True)
+
+
+@pytest.fixture
+def files_area(settings: LazySettings, tmp_path: Path) -> Path:
+    """A FILES_ROOT of this test's own (uploads, processing/, processed/)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    settings.FILES_ROOT = root
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -42,13 +42,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import LazySettings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from carbon.models import CarbonReport, CarbonReportModule, Unit
 from carbon.services import emission_recalculation_start
-from ingestion.demo_seed import DEMO
+from ingestion.demo_seed import DEMO, spread_over_units
 from pipelines import rules
 from pipelines.choices import EntityType, IngestionMethod, JobResult, JobType, PipelineStatus, TargetType
 from pipelines.models import IngestionJob, Pipeline
@@ -90,20 +89,7 @@ UNIQUE_TROUBLE = re.compile(r"duplicate key|unique constraint|UniqueViolation|In
 
 def spread(name: str, cfs: list[str], tag: str) -> str:
     """The sample's rows repeated for every unit of CFS (distinct people and equipment ids)."""
-    with (DEMO / "data" / name).open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for index, cf in enumerate(cfs):
-        for row in rows:
-            copy = {**row, "unit_institutional_id": cf}
-            if "user_institutional_id" in copy:
-                copy["user_institutional_id"] = f"{copy['user_institutional_id']}{tag}{index:04d}"
-            if "equipment_id" in copy:
-                copy["equipment_id"] = f"{copy['equipment_id']}-{tag}-{index:04d}"
-            writer.writerow(copy)
-    return out.getvalue()
+    return spread_over_units(DEMO / "data" / name, cfs, tag=tag, digits=4)
 
 
 def scaled_factors(name: str, scale: float) -> str:
@@ -186,21 +172,13 @@ def trouble(pipelines: list[Pipeline]) -> list[str]:
 
 
 @pytest.fixture
-def files(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
-
-
-@pytest.fixture
 def directory() -> Iterator[LocalDirectory]:
     with local_directory(UNITS) as local:
         yield local
 
 
 @pytest.mark.postgres
-def test_concurrent_uploads_factors_and_unit_sync(files: Path, directory: LocalDirectory, tmp_path: Path) -> None:
+def test_concurrent_uploads_factors_and_unit_sync(files_area: Path, directory: LocalDirectory, tmp_path: Path) -> None:
     env = worker_env(
         JOB_LEASE_SECONDS="10",
         WORKER_HEARTBEAT_SECONDS="2",
@@ -300,7 +278,7 @@ def test_concurrent_uploads_factors_and_unit_sync(files: Path, directory: LocalD
     )
 
 
-def test_an_aggregation_that_another_pipeline_coalesces_into_covers_its_modules_too(files: Path) -> None:
+def test_an_aggregation_that_another_pipeline_coalesces_into_covers_its_modules_too(files_area: Path) -> None:
     """The interleaving behind the matrix's coalescing, pinned down in one process.
 
     Pipeline R (a manual recalculation) chains its aggregation, which waits in the queue (here:

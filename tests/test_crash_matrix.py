@@ -39,7 +39,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from django.conf import LazySettings
 from django.db import connection, transaction
 from django.db.models import Count
 
@@ -202,6 +201,16 @@ def run_baseline(pipeline: Pipeline, what: str) -> None:
     assert pipeline.status == PipelineStatus.SUCCESS, pipeline_report(pipeline.pk)
 
 
+def status_problems(pipeline: Pipeline, expected: str, *, aggregations: int | None = None) -> list[str]:
+    """What is wrong with how PIPELINE ended: not EXPECTED, or not exactly AGGREGATIONS aggregations."""
+    problems = [] if pipeline.status == expected else [f"pipeline {pipeline.status}, expected {expected}"]
+    if aggregations is not None:
+        chained = IngestionJob.objects.filter(pipeline=pipeline, job_type=JobType.AGGREGATION).count()
+        if chained != aggregations:
+            problems.append(f"{chained} aggregations, expected {aggregations}")
+    return problems
+
+
 def duplicated_emissions(year: int) -> int:
     """Emission rows that repeat an (entry, emission type) pair: a double landing."""
     return (
@@ -265,18 +274,10 @@ class IngestScenario(EquipmentData):
         return self.upload(rng, round_no)
 
     def succeeded(self, pipeline: Pipeline) -> list[str]:
-        problems = self.entries_problems(pipeline)
-        if pipeline.status != PipelineStatus.SUCCESS:
-            problems.append(f"pipeline {pipeline.status}")
-        aggregations = IngestionJob.objects.filter(pipeline=pipeline, job_type=JobType.AGGREGATION).count()
-        if aggregations != 1:
-            problems.append(f"{aggregations} aggregations")
-        return problems
+        return self.entries_problems(pipeline) + status_problems(pipeline, PipelineStatus.SUCCESS, aggregations=1)
 
     def gave_up(self, pipeline: Pipeline) -> list[str]:
-        problems = []
-        if pipeline.status != PipelineStatus.FAILED:
-            problems.append(f"pipeline {pipeline.status}, expected FAILED")
+        problems = status_problems(pipeline, PipelineStatus.FAILED)
         if IngestionJob.objects.filter(pipeline=pipeline).count() != 1:
             problems.append("the failed ingest chained children")
         if self.entry_ids() != self.previous:
@@ -326,21 +327,13 @@ class RecalcScenario(EquipmentData):
             problems.append(f"{len(stored)} stored det-11 emissions differ from the {len(fresh)} recalculated")
         if duplicated_emissions(YEAR):
             problems.append("duplicated emission rows")
-        if pipeline.status != PipelineStatus.SUCCESS:
-            problems.append(f"pipeline {pipeline.status}")
-        aggregations = IngestionJob.objects.filter(pipeline=pipeline, job_type=JobType.AGGREGATION).count()
-        if aggregations != 1:
-            problems.append(f"{aggregations} aggregations")
-        return problems
+        return problems + status_problems(pipeline, PipelineStatus.SUCCESS, aggregations=1)
 
     def gave_up(self, pipeline: Pipeline) -> list[str]:
-        problems = []
-        if pipeline.status != PipelineStatus.FAILED:
-            problems.append(f"pipeline {pipeline.status}, expected FAILED")
+        # no aggregation: the recalculation that never landed changed nothing to aggregate
+        problems = status_problems(pipeline, PipelineStatus.FAILED, aggregations=0)
         if self.emissions() != self.previous:
             problems.append("the previous emissions changed although the recalculation never landed")
-        if IngestionJob.objects.filter(pipeline=pipeline, job_type=JobType.AGGREGATION).exists():
-            problems.append("an aggregation was chained after a recalculation that changed nothing")
         return problems
 
 
@@ -354,15 +347,11 @@ class AggregationScenario(EquipmentData):
         return self.upload(rng, round_no)
 
     def succeeded(self, pipeline: Pipeline) -> list[str]:
-        problems = self.entries_problems(pipeline)
-        if pipeline.status != PipelineStatus.SUCCESS:
-            problems.append(f"pipeline {pipeline.status}")
-        return problems
+        return self.entries_problems(pipeline) + status_problems(pipeline, PipelineStatus.SUCCESS)
 
     def gave_up(self, pipeline: Pipeline) -> list[str]:
-        problems = []
-        if pipeline.status != PipelineStatus.PARTIAL:
-            problems.append(f"pipeline {pipeline.status}, expected PARTIAL (data landed, aggregation failed)")
+        # PARTIAL: the data landed, the aggregation failed
+        problems = status_problems(pipeline, PipelineStatus.PARTIAL)
         if figures_read(YEAR) != self.previous_figures:
             problems.append("figures changed although the aggregation never landed")
         return problems
@@ -421,14 +410,10 @@ class UnitSyncScenario(Scenario):
         before = {y: n for y, n in self.reports_by_year().items() if y != self.year}
         if before != self.previous[1]:
             problems.append(f"earlier years changed: {self.previous[1]} → {before}")
-        if pipeline.status != PipelineStatus.SUCCESS:
-            problems.append(f"pipeline {pipeline.status}")
-        return problems
+        return problems + status_problems(pipeline, PipelineStatus.SUCCESS)
 
     def gave_up(self, pipeline: Pipeline) -> list[str]:
-        problems = []
-        if pipeline.status != PipelineStatus.FAILED:
-            problems.append(f"pipeline {pipeline.status}, expected FAILED")
+        problems = status_problems(pipeline, PipelineStatus.FAILED)
         if (Unit.objects.count(), self.reports_by_year()) != self.previous:
             problems.append(
                 f"units/reports changed: {self.previous} → {(Unit.objects.count(), self.reports_by_year())}"
@@ -439,14 +424,6 @@ class UnitSyncScenario(Scenario):
 
 
 # --- The experiment -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def crash_files(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
 
 
 @pytest.fixture
@@ -563,7 +540,7 @@ def settle_round(matrix: Matrix, scenario: Scenario, pipeline: Pipeline, round_n
 
 
 @pytest.mark.parametrize("job_type", TYPES)
-def test_crash_matrix(job_type: str, crash_files: Path, directory: LocalDirectory, tmp_path: Path) -> None:
+def test_crash_matrix(job_type: str, files_area: Path, directory: LocalDirectory, tmp_path: Path) -> None:
     seed = SEED + TYPES.index(job_type)
     rng = random.Random(seed)
     env = worker_env(

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import requests
-from django.conf import LazySettings, settings
+from django.conf import settings
 from django.db import OperationalError, connection, connections
 from django.test import Client
 from django.utils import timezone
@@ -62,14 +62,6 @@ ROWS = 60_000
 RETRY_LINE = re.compile(r"database unavailable \(.*\); retry (\d+) in (\d+\.\d+)s")
 
 
-@pytest.fixture
-def files(settings: LazySettings, tmp_path: Path) -> Path:
-    root = tmp_path / "files"
-    root.mkdir()
-    settings.FILES_ROOT = root
-    return root
-
-
 def faults_env(**extra: str) -> dict[str, str]:
     return worker_env(
         JOB_LEASE_SECONDS="3",
@@ -82,7 +74,7 @@ def faults_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def cluster(files: Path, tmp_path: Path) -> Iterator[Cluster]:
+def cluster(files_area: Path, tmp_path: Path) -> Iterator[Cluster]:
     """Workers with the real handlers and a reconciler (started by the test)."""
     procs = Cluster(faults_env(), tmp_path / "logs", prefix="faults")
     try:
@@ -237,7 +229,7 @@ class RowLock(threading.Thread):
         self.join(timeout=30)
 
 
-def test_a_worker_whose_lease_could_not_be_renewed_cannot_finish_the_job(files: Path, tmp_path: Path) -> None:
+def test_a_worker_whose_lease_could_not_be_renewed_cannot_finish_the_job(files_area: Path, tmp_path: Path) -> None:
     """The heartbeat of worker A blocks on a row lock, so its lease expires while its handler
     works on; the reconciler requeues the job and worker B takes it. When A's handler returns,
     its compare-and-set finds another owner: A writes nothing, B's run is the one that lands."""
@@ -431,7 +423,7 @@ def websocket_hello(port: int, pipeline_id: Any, cookie: str) -> dict[str, Any]:
 
 
 def test_the_web_server_answers_and_streams_again_after_its_connections_were_killed(
-    files: Path, tmp_path: Path, superuser: User
+    files_area: Path, tmp_path: Path, superuser: User
 ) -> None:
     from rest_framework.authtoken.models import Token
 

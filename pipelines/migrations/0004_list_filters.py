@@ -25,6 +25,8 @@ from typing import Any
 from django.db import migrations, models
 from django.db.models.functions import Upper
 
+from pipelines.migrations._operations import AddIndexConcurrentlyOnPostgres
+
 # Same bits as pipelines.rules.JOB_TYPE_BITS at the time of this migration (frozen here).
 JOB_TYPE_BITS = {
     "csv_ingest": 1 << 0,
@@ -57,18 +59,6 @@ def job_types_fill(apps: Any, schema_editor: Any) -> None:
     for mask, ids in by_mask.items():
         for start in range(0, len(ids), 5000):
             pipeline_model.objects.using(db).filter(pk__in=ids[start : start + 5000]).update(job_types=mask)
-
-
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
-    """``AddIndex``, built with CREATE INDEX CONCURRENTLY where the database has it."""
-
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-            return
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self.index, concurrently=True)
 
 
 def trigram_indexes_create(apps: Any, schema_editor: Any) -> None:
