@@ -46,6 +46,15 @@ class ScopedModel(models.Model):
         abstract = True
 
 
+# PostgreSQL-only indexes, built by migration 0004 (raw SQL: Django cannot declare a GIN index
+# that SQLite would skip): trigram indexes for the list's q, a substring search the selector
+# sends as UPPER(col::text) LIKE UPPER('%…%'). (index name, table, column)
+TRIGRAM_INDEXES = (
+    ("pipeline_last_error_trgm_idx", "pipelines_pipeline", "last_error"),
+    ("job_status_message_trgm_idx", "pipelines_ingestionjob", "status_message"),
+)
+
+
 class Pipeline(ScopedModel):
     """One upload or trigger: a root job and everything it chained. Status is derived from jobs."""
 

@@ -12,6 +12,7 @@ from django.db import connection, models
 from carbon.choices import DataEntryTypeId, ModuleTypeId
 from carbon.models import DataEntryType, EmissionType, ModuleType, User
 from carbon.reference_data import EMISSION_TYPES, MODULE_EMISSION_ROOTS, reference_rows_sync
+from pipelines.models import TRIGRAM_INDEXES
 
 PROJECT_APPS = ("carbon", "pipelines", "ingestion")
 
@@ -104,6 +105,7 @@ def test_database_has_no_anonymous_index_or_constraint() -> None:
     # given: the names the models declare
     for model in _project_models():
         declared = {i.name for i in model._meta.indexes} | {c.name for c in model._meta.constraints}
+        declared |= {name for name, table, _column in TRIGRAM_INDEXES if table == model._meta.db_table}
         with connection.cursor() as cursor:
             found = connection.introspection.get_constraints(cursor, model._meta.db_table)
         for name, info in found.items():

@@ -39,6 +39,7 @@ JOB_TYPE_BITS = {
     "aggregation": 1 << 7,
 }
 
+# As pipelines.models.TRIGRAM_INDEXES at the time of this migration (frozen here).
 TRIGRAM_INDEXES = (
     ("pipeline_last_error_trgm_idx", "pipelines_pipeline", "last_error"),
     ("job_status_message_trgm_idx", "pipelines_ingestionjob", "status_message"),
