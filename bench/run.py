@@ -80,8 +80,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _git(*args: str) -> str:
+    """The command's output as it printed it (porcelain lines start with a meaningful space)."""
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
+    return done.stdout
 
 
 def _cpu_model() -> str:
@@ -126,7 +127,7 @@ def environment(database_url: str, load_at_start: list[float]) -> dict[str, Any]
         "python": platform.python_version(),
         "django": django.get_version(),
         "psycopg": psycopg.__version__,
-        "git_sha": _git("rev-parse", "HEAD"),
+        "git_sha": _git("rev-parse", "HEAD").strip(),
         "git_dirty_files": dirty,
         "hostname": platform.node(),
     }
