@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -95,12 +95,13 @@ def copy_json(value: Any) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
-def json_text(value: Any) -> str:
-    """VALUE as JSON text: orjson where it can, the standard library for what orjson refuses."""
+def json_text(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """VALUE as JSON text: orjson where it can, the standard library for what orjson refuses
+    (integers beyond 64 bits). DEFAULT serialises what neither knows, as in ``json.dumps``."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, default=default).decode()
     except TypeError:
-        return json.dumps(value)
+        return json.dumps(value, default=default)
 
 
 def rows_update(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> int:
@@ -149,7 +150,8 @@ def rows_update(model: type[models.Model], objects: Sequence[models.Model], fiel
                 {"pk": obj.pk, **{alias: _update_value(obj, field) for alias, field in named}}
                 for obj in objects[start : start + UPDATE_BATCH]
             ]
-            cursor.execute(query, [_json_document(rows)])
+            # Datetimes go as ISO 8601, Decimals as strings: PostgreSQL casts both back.
+            cursor.execute(query, [json_text(rows, default=str)])
             updated += cursor.rowcount
     return updated
 
@@ -173,12 +175,3 @@ def _update_value(obj: models.Model, field: models.Field[Any, Any]) -> Any:
     if isinstance(field, models.JSONField):
         return value  # nested as JSON in the document, read back as jsonb
     return field.get_db_prep_value(value, connection, prepared=False)
-
-
-def _json_document(rows: list[dict[str, Any]]) -> str:
-    """ROWS as JSON: datetimes as ISO 8601, Decimals as strings (PostgreSQL casts both back);
-    the standard library for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(rows, default=str).decode()
-    except TypeError:
-        return json.dumps(rows, default=str)

@@ -399,14 +399,15 @@ def pipeline_page(
     """
     filtered = pipelines_filter(pipelines_visible(access=access), filters)
     page = filtered.filter(status=filters.status) if filters.status else filtered
-    newest_change = Pipeline.objects.order_by("-updated_at").values("updated_at")[:1]
-    page = page.select_related("created_by").order_by("-created_at", "-id")
+    # Each row also carries the newest change of all pipelines (the counters' cache key).
+    newest_change = Subquery(Pipeline.objects.order_by("-updated_at").values("updated_at")[:1])
+    page = page.select_related("created_by").annotate(newest_change=newest_change).order_by("-created_at", "-id")
     if cursor:
         created, pk = cursor_decode(cursor)
         # (created_at, id) < (created, pk), spelled so that its first term bounds the index
         # range: an OR alone is read as a filter over the whole index.
         page = page.filter(Q(created_at__lte=created), Q(created_at__lt=created) | Q(id__lt=pk))
-        rows = list(page.annotate(newest_change=Subquery(newest_change))[: limit + 1])
+        rows = list(page[: limit + 1])
     elif offset:
         # Deferred join: walk OFFSET rows of the covering index for their ids alone (index-only),
         # then read the page's own rows, instead of fetching and dropping OFFSET whole rows.
@@ -414,11 +415,11 @@ def pipeline_page(
         rows = list(
             Pipeline.objects.filter(pk__in=window)
             .select_related("created_by")
-            .annotate(newest_change=Subquery(newest_change))
+            .annotate(newest_change=newest_change)
             .order_by("-created_at", "-id")
         )
     else:
-        rows = list(page.annotate(newest_change=Subquery(newest_change))[: limit + 1])
+        rows = list(page[: limit + 1])
     counts = _status_counts_cached(filtered, access=access, filters=filters, newest=_newest(rows))
     total = counts.get(filters.status, 0) if filters.status else sum(counts.values())
     more = len(rows) > limit
