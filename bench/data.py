@@ -19,9 +19,11 @@ files, and a pipeline history built in SQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +301,24 @@ JOIN pipelines_pipeline p ON p.id = md5('bench-active-' || i)::uuid
 CROSS JOIN generate_series(0, %(jobs)s - 2) AS j
 """
 
+# Each generated pipeline's search_text from its jobs, as rules.pipeline_search_text writes it
+# (every message once, in job order); history_insert checks a sample against the rule.
+_SEARCH_TEXT_SQL = """
+UPDATE pipelines_pipeline p SET search_text = m.text
+FROM (
+    SELECT pipeline_id, string_agg(status_message, %(separator)s ORDER BY first_id) AS text
+    FROM (
+        SELECT pipeline_id, status_message, min(id) AS first_id
+        FROM pipelines_ingestionjob
+        WHERE id BETWEEN %(base)s + %(first)s * %(jobs)s AND %(base)s + %(last)s * %(jobs)s + %(jobs)s - 1
+          AND status_message <> ''
+        GROUP BY 1, 2
+    ) d
+    GROUP BY 1
+) m
+WHERE p.id = m.pipeline_id
+"""
+
 # Job ids of the generated rows start far above the ids real pipelines use.
 HISTORY_JOB_BASE = 100_000_000
 ACTIVE_JOB_BASE = 90_000_000
@@ -319,6 +339,7 @@ def history_insert(*, first: int, last: int, jobs_per_pipeline: int) -> float:
         "jobs": jobs_per_pipeline,
         "recalcs": jobs_per_pipeline - 2,
         "base": HISTORY_JOB_BASE,
+        "separator": rules.SEARCH_SEPARATOR,
         "origin": HISTORY_ORIGIN,
         "step": HISTORY_STEP_MINUTES,
         **_job_type_bits(),
@@ -333,12 +354,29 @@ def history_insert(*, first: int, last: int, jobs_per_pipeline: int) -> float:
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(_PIPELINES_SQL, params)
         cursor.execute(_JOBS_SQL, params)
+        cursor.execute(_SEARCH_TEXT_SQL, params)
+    _search_text_check(first, last)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE pipelines_pipeline")
         cursor.execute("ANALYZE pipelines_ingestionjob")
     elapsed = time.perf_counter() - started
     log(f"history: pipelines {first}..{last} inserted in {elapsed:.1f}s")
     return elapsed
+
+
+def _search_text_check(first: int, last: int) -> None:
+    """The generated search_text of a few pipelines equals what the engine would write."""
+    from pipelines import rules
+    from pipelines.models import Pipeline
+    from pipelines.selectors import job_views
+
+    for i in sorted({first, (first + last) // 2, last}):
+        pipeline = Pipeline.objects.get(
+            pk=uuid.UUID(hashlib.md5(f"bench-pipeline-{i}".encode(), usedforsecurity=False).hexdigest())
+        )
+        expected = rules.pipeline_search_text(job_views(pipeline.jobs.all()))
+        if pipeline.search_text != expected:
+            raise RuntimeError(f"generated pipeline {i}: search_text {pipeline.search_text!r}, expected {expected!r}")
 
 
 def _job_type_bits() -> dict[str, int]:

@@ -8,6 +8,9 @@ common type —, module_type_id, year, has_errors, since/until, q). Each case: o
 request, then ≥ 30 timed ones (quick: 10); p50/p95 of the wall time, the queries of each request
 (``CaptureQueriesContext``; the count must be the same in every case).
 
+The process first does what a web process does at start-up (``config.warmup.application_freeze``:
+the loaded application is frozen out of the garbage collector's scans).
+
 Floor (B7.5): the SQL of one request — the exact statements Django sent, captured — executed
 again on a raw cursor, median of 5: what the request costs the database alone.
 """
@@ -78,9 +81,13 @@ def list_figures(ctx: Context, superuser: Any) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from config.warmup import application_freeze
     from pipelines.models import Pipeline
     from pipelines.selectors import COUNTS_QUIET_SECONDS
 
+    # What the web entry points (config.wsgi, config.asgi) do once their application is loaded.
+    frozen = application_freeze()
+    log(f"list: {frozen:,} objects frozen out of the garbage collector's scans, as at a web process's start")
     client = Client()
     client.force_login(superuser)
     unfiltered = 0

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.core.asgi import get_asgi_application
 
+from config.warmup import application_freeze
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Django must be set up before anything imports models.
@@ -62,3 +64,4 @@ def _build() -> Any:
 
 
 application = _build()
+application_freeze()

@@ -46,13 +46,10 @@ class ScopedModel(models.Model):
         abstract = True
 
 
-# PostgreSQL-only indexes, built by migration 0004 (raw SQL: Django cannot declare a GIN index
-# that SQLite would skip): trigram indexes for the list's q, a substring search the selector
+# PostgreSQL-only indexes, built by migration 0005 (raw SQL: Django cannot declare a GIN index
+# that SQLite would skip): the trigram index for the list's q, a substring search the selector
 # sends as UPPER(col::text) LIKE UPPER('%…%'). (index name, table, column)
-TRIGRAM_INDEXES = (
-    ("pipeline_last_error_trgm_idx", "pipelines_pipeline", "last_error"),
-    ("job_status_message_trgm_idx", "pipelines_ingestionjob", "status_message"),
-)
+TRIGRAM_INDEXES = (("pipeline_search_text_trgm_idx", "pipelines_pipeline", "search_text"),)
 
 
 class Pipeline(ScopedModel):
@@ -73,6 +70,9 @@ class Pipeline(ScopedModel):
     # True as soon as any job ends in ERROR, before the pipeline is terminal.
     has_errors = models.BooleanField(default=False)
     last_error = models.TextField(blank=True, default="")
+    # Its jobs' messages (rules.pipeline_search_text), written with its status: the list's ``q``
+    # reads one trigram-indexed column of the pipelines instead of probing a million jobs.
+    search_text = models.TextField(blank=True, default="", editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
@@ -189,6 +189,9 @@ class IngestionJob(ScopedModel):
                 condition=Q(state=JobState.RUNNING, cancel_requested_at__isnull=False),
                 name="job_cancel_pending_idx",
             ),
+            # The list's q over the live messages of queued and running jobs (the finished ones
+            # are in Pipeline.search_text): a few rows, whatever the history's size.
+            models.Index(fields=["pipeline"], condition=Q(state__in=ACTIVE_JOB_STATES), name="job_active_pipeline_idx"),
             # Active pipelines / recalculation status of a (module, year).
             models.Index(fields=["module_type_id", "year", "job_type"], name="job_scope_idx"),
             # Live-event relay (pipelines.relay, no Redis): jobs changed since its high-water mark,

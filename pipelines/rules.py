@@ -80,6 +80,7 @@ class PipelineVerdict:
     phase: int
     phases_total: int = 3
     job_types: int = 0  # job_types_mask of the pipeline's jobs
+    search_text: str = ""  # pipeline_search_text of its jobs
 
     @property
     def phase_label(self) -> str:
@@ -120,6 +121,22 @@ def job_types_mask(job_types: Iterable[str]) -> int:
     return mask
 
 
+# Separates the messages of Pipeline.search_text. The list refuses a ``q`` holding a control
+# character, so a match never spans two messages.
+SEARCH_SEPARATOR = "\x1f"
+
+
+def pipeline_search_text(jobs: Iterable[JobView]) -> str:
+    """What the list's ``q`` searches in a pipeline: its jobs' messages, each once, in job order.
+
+    It holds the messages as of the pipeline's last status refresh (every job's claim, finish,
+    retry or abort refreshes it); the selector also searches the live messages of its jobs still
+    queued or running. ``last_error`` is one of these messages (``_first_informative_error``).
+    """
+    ordered = sorted(jobs, key=lambda j: j.id)
+    return SEARCH_SEPARATOR.join(dict.fromkeys(j.status_message for j in ordered if j.status_message))
+
+
 def informative(message: str) -> bool:
     return message.strip().lower() not in {"", "success"}
 
@@ -152,6 +169,7 @@ def pipeline_verdict(jobs: Sequence[JobView], *, expected_recalc: int | None = N
         last_error=_first_informative_error(errored),
         phase=_phase(ordered, expected_recalc),
         job_types=job_types_mask(j.job_type for j in ordered),
+        search_text=pipeline_search_text(ordered),
     )
 
 

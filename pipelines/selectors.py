@@ -13,14 +13,17 @@ from uuid import UUID
 
 import orjson
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
-from django.db.models import Count, F, Q, QuerySet, Subquery, TextField
+from django.db import connections
+from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from psycopg import sql
 
 from pipelines import rules
 from pipelines.choices import ACTIVE_JOB_STATES, EntityType, JobState, PipelineStatus, WorkerKind
-from pipelines.db import DATA_ALIAS
+from pipelines.db import DATA_ALIAS, is_postgres
 from pipelines.models import IngestionJob, Pipeline, Worker
 from pipelines.wiring import Labels, PipelineAccess, domain_labels
 
@@ -138,7 +141,128 @@ def pipeline_payloads(pipelines: Sequence[Pipeline], *, using: str = DATA_ALIAS)
         jobs = jobs.order_by("pipeline_id", "id")
         for row in _snapshot_job_rows(jobs):
             jobs_by_pipeline[row["pipeline_id"]].append(row)
-    return [_pipeline_payload(p, jobs_by_pipeline[p.pk], labels) for p in pipelines]
+    return [
+        _pipeline_payload(p, job_views(rows), [job_payload(row, labels=labels) for row in rows], labels)
+        for p in pipelines
+        for rows in (jobs_by_pipeline[p.pk],)
+    ]
+
+
+def pipeline_list_payloads(pipelines: Sequence[Pipeline], *, using: str = DATA_ALIAS) -> list[dict[str, Any]]:
+    """``pipeline_payloads(PIPELINES)`` for a list page: on PostgreSQL its jobs come rendered.
+
+    A page of 50 pipelines holds ~450 jobs (300 KB of JSON). Built as Python objects they cost
+    most of the request, and the garbage collector's pauses make its tail. PostgreSQL builds each
+    job's JSON in the jobs query instead (``_JOBS_RENDERED_SQL``: the fields of ``job_payload``,
+    whose output it must equal — ``tests/pipelines/test_rendered_jobs.py``); ``jobs`` is then an
+    ``orjson.Fragment`` that the API's renderer (``config.renderers.FastJSONRenderer``) writes as is.
+    Only the columns the status rules read become Python values. SQLite: ``pipeline_payloads``.
+    """
+    if not pipelines or not is_postgres(using):
+        return pipeline_payloads(pipelines, using=using)
+    labels = domain_labels()
+    titles = {str(k): list(v) for k, v in labels.get("data_entry_type", {}).items()}
+    views: dict[UUID, list[rules.JobView]] = {p.pk: [] for p in pipelines}
+    rendered: dict[UUID, list[str]] = {p.pk: [] for p in pipelines}
+    params: dict[str, Any] = {
+        "ids": list(views),
+        "labels": orjson.dumps(titles).decode(),
+        "space": PY_WHITESPACE,
+    }
+    with connections[using].cursor() as cursor:
+        cursor.execute(_JOBS_RENDERED_SQL, params)
+        for pipeline_id, pk, parent, job_type, state, result, message, started, finished, closed, payload in cursor:
+            views[pipeline_id].append(
+                rules.JobView(
+                    pk, parent, job_type, state, result, message, _timestamp(started), _timestamp(finished), closed
+                )
+            )
+            rendered[pipeline_id].append(payload)
+    return [
+        _pipeline_payload(p, views[p.pk], orjson.Fragment("[" + ",".join(rendered[p.pk]) + "]"), labels)
+        for p in pipelines
+    ]
+
+
+# What Python's str.strip() removes (str.isspace(); tests/pipelines/test_rendered_jobs.py checks
+# the list), for btrim() to strip the same characters as rules.first_row_error.
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
+# JSON values Python treats as false (``value or default``), as jsonb.
+_FALSY = sql.SQL("('null'::jsonb, 'false'::jsonb, '0'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{}'::jsonb)")
+
+
+def _iso_sql(column: str) -> sql.Composable:
+    """``datetime.isoformat()`` of a UTC timestamp: microseconds only when there are any."""
+    return sql.SQL(
+        "replace(to_char(j.{} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00'"
+    ).format(sql.Identifier(column))
+
+
+def _picked_sql(obj: sql.Composable, keys: Sequence[str]) -> sql.Composable:
+    """``{key: OBJ[key] for key in KEYS if key in OBJ}``: one term per key."""
+    term = sql.SQL("CASE WHEN {obj} ? {key} THEN jsonb_build_object({key}, {obj} -> {key}) ELSE '{{}}' END")
+    return sql.SQL("({})").format(sql.SQL(" || ").join(term.format(obj=obj, key=sql.Literal(key)) for key in keys))
+
+
+# rules.first_row_error(meta): the first row error with a reason, in meta then in meta.stats,
+# as "row R, column C: reason" (for the shapes the providers write: row a number, column and
+# reason text; other junk is skipped the same way). Only jobs that hold row errors run it.
+_FIRST_ROW_ERROR_SQL = sql.SQL("""CASE WHEN j.meta ? 'row_errors' OR j.meta -> 'stats' ? 'row_errors' THEN (
+  SELECT concat_ws(': ', nullif(concat_ws(', ',
+           CASE WHEN jsonb_typeof(x.e -> 'row') <> 'null' THEN 'row ' || (x.e ->> 'row') END,
+           CASE WHEN (x.e -> 'column') NOT IN {falsy} THEN 'column ' || (x.e ->> 'column') END), ''),
+         btrim(x.e ->> 'reason', %(space)s))
+  FROM (SELECT 1 AS n, j.meta -> 'row_errors' AS a UNION ALL SELECT 2, j.meta -> 'stats' -> 'row_errors') src
+  CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(src.a) = 'array' THEN src.a ELSE '[]' END)
+       WITH ORDINALITY AS x(e, i)
+  WHERE jsonb_typeof(x.e) = 'object' AND (x.e -> 'reason') NOT IN {falsy}
+    AND btrim(x.e ->> 'reason', %(space)s) <> ''
+  ORDER BY src.n, x.i LIMIT 1) END""").format(falsy=_FALSY)
+
+_META_SUMMARY_SQL = sql.SQL("""CASE WHEN jsonb_typeof(j.meta) <> 'object' THEN '{{}}'::jsonb ELSE
+  {picked}
+  || CASE WHEN jsonb_typeof(j.meta -> 'stats') = 'object'
+       THEN jsonb_build_object('stats', {stats}) ELSE '{{}}' END
+  || jsonb_strip_nulls(jsonb_build_object('first_row_error', nullif({first_row_error}, '')))
+END""").format(
+    picked=_picked_sql(sql.SQL("j.meta"), SNAPSHOT_META_KEYS),
+    stats=_picked_sql(sql.SQL("(j.meta -> 'stats')"), SNAPSHOT_STATS_KEYS),
+    first_row_error=_FIRST_ROW_ERROR_SQL,
+)
+
+# The page's jobs: the columns of rules.JobView, then job_payload(job) as JSON text (same keys,
+# same order, same values). Identifiers are the model's own; every value is a parameter.
+_JOBS_RENDERED_SQL = sql.SQL("""
+SELECT j.pipeline_id, j.id, j.parent_id, j.job_type, j.state, j.result, j.status_message,
+       j.started_at::text, j.finished_at::text, j.closed_fan_in, row_to_json(payload)::text
+FROM {table} j
+CROSS JOIN LATERAL (SELECT %(labels)s::jsonb -> (j.data_entry_type_id::text) AS det) label
+CROSS JOIN LATERAL (
+  SELECT j.id AS job_id, j.parent_id AS parent_id, j.job_type AS job_type, j.state AS state,
+         j.result AS result, j.status_message AS status_message,
+         j.module_type_id AS module_type_id, j.data_entry_type_id AS data_entry_type_id,
+         label.det ->> 0 AS data_entry_type_label, label.det ->> 1 AS data_entry_type_title,
+         j.year AS year, j.attempts AS attempts, j.max_attempts AS max_attempts,
+         j.lease_owner AS worker, j.cancel_requested_at IS NOT NULL AS cancel_requested,
+         {created_at} AS created_at, {started_at} AS started_at, {finished_at} AS finished_at,
+         extract(epoch FROM j.finished_at - j.started_at)::float8 AS duration_seconds,
+         CASE WHEN j.status_history IN {falsy} THEN '[]'::jsonb ELSE j.status_history END AS status_history,
+         {meta} AS meta
+) payload
+WHERE j.pipeline_id = ANY(%(ids)s)
+ORDER BY j.pipeline_id, j.id
+""").format(
+    table=sql.Identifier(IngestionJob._meta.db_table),
+    created_at=_iso_sql("created_at"),
+    started_at=_iso_sql("started_at"),
+    finished_at=_iso_sql("finished_at"),
+    falsy=_FALSY,
+    meta=_META_SUMMARY_SQL,
+)
 
 
 _JSON_FIELDS = ("status_history", "meta")
@@ -182,9 +306,12 @@ def _author(pipeline: Pipeline) -> str | None:
     return str(getattr(user, "display_name", "") or full or user.email or user.get_username())
 
 
-def _pipeline_payload(pipeline: Pipeline, jobs: list[dict[str, Any]], labels: Labels) -> dict[str, Any]:
-    verdict = rules.pipeline_verdict(job_views(jobs), expected_recalc=pipeline.expected_recalc)
-    root = jobs[0] if jobs else None
+def _pipeline_payload(
+    pipeline: Pipeline, views: Sequence[rules.JobView], jobs: list[dict[str, Any]] | orjson.Fragment, labels: Labels
+) -> dict[str, Any]:
+    """PIPELINE's snapshot; VIEWS are its jobs in id order, JOBS their payloads (or their JSON)."""
+    verdict = rules.pipeline_verdict(views, expected_recalc=pipeline.expected_recalc)
+    root = views[0] if views else None
     module_name, module_title = _label(labels, "module", pipeline.module_type_id)
     det_name, det_title = _label(labels, "data_entry_type", pipeline.data_entry_type_id)
     return {
@@ -206,11 +333,11 @@ def _pipeline_payload(pipeline: Pipeline, jobs: list[dict[str, Any]], labels: La
         "unit_id": pipeline.unit_id,
         "unit_institutional_id": pipeline.unit_code or None,
         "author": _author(pipeline),
-        "status_message": root["status_message"] if root else "",
+        "status_message": root.status_message if root else "",
         "last_error": pipeline.last_error,
-        "job_count": len(jobs),
+        "job_count": len(views),
         "error_count": verdict.error_count,
-        "latest_job_id": jobs[-1]["id"] if jobs else None,
+        "latest_job_id": views[-1].id if views else None,
         "created_at": _iso(pipeline.created_at),
         "started_at": _iso(pipeline.started_at),
         "finished_at": _iso(pipeline.finished_at),
@@ -224,7 +351,7 @@ def _pipeline_payload(pipeline: Pipeline, jobs: list[dict[str, Any]], labels: La
             "has_error": pipeline.has_errors,
             "status": pipeline.status,
         },
-        "jobs": [job_payload(job, labels=labels) for job in jobs],
+        "jobs": jobs,
     }
 
 
@@ -304,7 +431,8 @@ def pipelines_filter(pipelines: QuerySet[Pipeline], filters: PipelineFilters) ->
       contains an aggregation), as in the reference;
     - ``module_type_id``/``year``: the pipeline's own scope (its root's);
     - ``since``/``until``: creation time, inclusive bounds;
-    - ``q``: case-insensitive substring of any job's message, the last error or the unit code.
+    - ``q``: case-insensitive substring of any job's message (the last error is one), or the
+      unit code.
     """
     if filters.job_type:
         # job_types holds the bits of every job type the pipeline has (written with its status),
@@ -324,19 +452,35 @@ def pipelines_filter(pipelines: QuerySet[Pipeline], filters: PipelineFilters) ->
     if filters.until is not None:
         pipelines = pipelines.filter(created_at__lte=filters.until)
     if filters.q:
-        # One IN over the union of three index lookups (trigram indexes on PostgreSQL, migration
-        # 0004), not an OR with a correlated EXISTS, which PostgreSQL runs once per pipeline.
-        matched = (
-            Pipeline.objects.filter(last_error__icontains=filters.q)
-            .order_by()
-            .values("pk")
-            .union(
-                Pipeline.objects.filter(unit_code__iexact=filters.q).order_by().values("pk"),
-                IngestionJob.objects.filter(status_message__icontains=filters.q).order_by().values("pipeline_id"),
-            )
-        )
-        pipelines = pipelines.filter(pk__in=matched)
+        pipelines = pipelines.filter(_q_matches(filters.q))
     return pipelines
+
+
+def _q_matches(q: str) -> Q:
+    """``q`` of the list: in the messages the pipeline's status refresh stored (search_text), in
+    the live message of one of its queued or running jobs, or equal to its unit code.
+
+    The terms are ORed on the pipelines table alone, so PostgreSQL can either walk the list's
+    index until the page is full (a common term) or OR three index scans (a rare one: the
+    trigram index of search_text, the unit code's, and the primary key for the active jobs'
+    matches). Those matches are an ``ARRAY(SELECT …)``, computed once from the partial index
+    of active jobs: a plain ``IN (SELECT …)`` inside an OR is a per-row filter, which rules out
+    the index scans and walks the whole history when the term is rare.
+    """
+    live = IngestionJob.objects.filter(state__in=ACTIVE_JOB_STATES, status_message__icontains=q).values("pipeline_id")
+    stored = Q(search_text__icontains=q) | Q(unit_code__iexact=q)
+    if not is_postgres():
+        return stored | Q(pk__in=live)
+    return stored | Q(_AnyOfArray(F("pk"), ArraySubquery(live)))
+
+
+class _AnyOfArray(Func):
+    """``LHS = ANY(ARRAY(SELECT …))``: one array computed once, indexable like a literal list."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+    conditional = True
 
 
 def pipeline_status_counts(pipelines: QuerySet[Pipeline]) -> dict[str, int]:
@@ -425,7 +569,7 @@ def pipeline_page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor_encode(rows[-1].created_at, rows[-1].pk) if more and rows else None
-    return PipelinePage(items=pipeline_payloads(rows), total=total, counts=counts, next_cursor=next_cursor)
+    return PipelinePage(items=pipeline_list_payloads(rows), total=total, counts=counts, next_cursor=next_cursor)
 
 
 def _newest(rows: Sequence[Pipeline]) -> datetime | None:

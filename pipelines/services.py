@@ -322,6 +322,7 @@ def pipeline_status_refresh(*, pipeline_id: UUID, using: str = DATA_ALIAS) -> ru
             "finished_at": verdict.finished_at,
             "last_error": verdict.last_error,
             "job_types": verdict.job_types,
+            "search_text": verdict.search_text,
         }
         dirty = {k: v for k, v in changes.items() if getattr(pipeline, k) != v}
         if dirty:

@@ -43,6 +43,13 @@ class PipelineFiltersSerializer(serializers.Serializer[Any]):
     until = serializers.DateTimeField(required=False, help_text="created at or before")
     q = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="message search")
 
+    def validate_q(self, value: str) -> str:
+        # Pipeline.search_text separates messages with a control character (U+001F): a term
+        # holding one could match across two messages, and no message holds one on purpose.
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise serializers.ValidationError("must not contain control characters (tabs, newlines…)")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         since, until = attrs.get("since"), attrs.get("until")
         if since and until and since > until:

@@ -11,6 +11,7 @@ from pipelines.choices import JobResult, JobState, JobType, PipelineStatus
 from pipelines.rules import (
     HISTORY_LIMIT,
     JOB_TYPE_BITS,
+    SEARCH_SEPARATOR,
     JobView,
     cap_reason,
     fan_in_config,
@@ -18,6 +19,7 @@ from pipelines.rules import (
     first_row_error,
     history_append,
     job_types_mask,
+    pipeline_search_text,
     pipeline_verdict,
 )
 
@@ -198,3 +200,21 @@ def test_every_job_type_has_its_own_bit_and_the_verdict_carries_the_pipelines_ty
     assert verdict.job_types & JOB_TYPE_BITS[JobType.UNIT_SYNC] == 0
     assert job_types_mask([]) == 0
     assert job_types_mask(["no_such_type"]) == 0
+
+
+def test_search_text_holds_each_message_once_in_job_order() -> None:
+    jobs = [
+        recalc(3, message="Emission recalculation completed"),
+        job(1, message="Processed 10 rows"),
+        recalc(2, message="Emission recalculation completed"),
+        agg(4, 2, message=""),
+        agg(5, 3, message="row 2, column unit: unknown unit"),
+    ]
+    text = pipeline_search_text(jobs)
+    assert text.split(SEARCH_SEPARATOR) == [
+        "Processed 10 rows",
+        "Emission recalculation completed",
+        "row 2, column unit: unknown unit",
+    ]
+    assert pipeline_verdict(jobs).search_text == text
+    assert pipeline_search_text([]) == ""
