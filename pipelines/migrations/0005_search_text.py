@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db import migrations, models
 
-from pipelines.migrations._operations import AddIndexConcurrentlyOnPostgres
+from pipelines.migrations._operations import AddIndexConcurrentlyOnPostgres, trigram_index_create
 
 SEPARATOR = "\x1f"  # as pipelines.rules.SEARCH_SEPARATOR at the time of this migration
 OLD_TRIGRAM_INDEXES = ("pipeline_last_error_trgm_idx", "job_status_message_trgm_idx")
@@ -58,11 +58,8 @@ def search_text_fill(apps: Any, schema_editor: Any) -> None:
 def trigram_indexes_swap(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return  # SQLite scans; its installs are small
-    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     name, table, column = NEW_TRIGRAM_INDEX
-    schema_editor.execute(
-        f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
-    )
+    trigram_index_create(schema_editor, name, table, column)
     # The planner chooses between walking the list's index (a common term) and reading this one
     # (a rare term) from the expression's statistics: with the default sample, a term in 0.3%
     # of a 100k history was estimated at 1%, and its walk read 15,000 rows (49 ms) where the
@@ -80,9 +77,7 @@ def trigram_indexes_unswap(apps: Any, schema_editor: Any) -> None:
         ("pipeline_last_error_trgm_idx", "pipelines_pipeline", "last_error"),
         ("job_status_message_trgm_idx", "pipelines_ingestionjob", "status_message"),
     ):
-        schema_editor.execute(
-            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{old}" ON "{table}" USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
-        )
+        trigram_index_create(schema_editor, old, table, column)
     schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{NEW_TRIGRAM_INDEX[0]}"')
 
 

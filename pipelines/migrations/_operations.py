@@ -17,3 +17,15 @@ class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
         model = to_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
             schema_editor.add_index(model, self.index, concurrently=True)
+
+
+def trigram_index_create(schema_editor: Any, name: str, table: str, column: str) -> None:
+    """A GIN trigram index on ``UPPER(column)`` (what ``icontains`` compares), built CONCURRENTLY.
+
+    PostgreSQL only (the caller checks): pg_trgm is a trusted extension (PostgreSQL 13+), which
+    the database owner may create without superuser rights.
+    """
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    schema_editor.execute(
+        f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
+    )
