@@ -72,7 +72,8 @@ class Pipeline(ScopedModel):
     last_error = models.TextField(blank=True, default="")
     # Its jobs' messages (rules.pipeline_search_text), written with its status: the list's ``q``
     # reads one trigram-indexed column of the pipelines instead of probing a million jobs.
-    search_text = models.TextField(blank=True, default="", editable=False)
+    # A database default too: rows inserted in SQL (the bench's history, a restore) start empty.
+    search_text = models.TextField(blank=True, default="", db_default="", editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

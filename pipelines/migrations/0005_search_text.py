@@ -92,7 +92,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="pipeline",
             name="search_text",
-            field=models.TextField(blank=True, default="", editable=False),
+            field=models.TextField(blank=True, default="", db_default="", editable=False),
         ),
         migrations.RunPython(search_text_fill, migrations.RunPython.noop, elidable=True),
         AddIndexConcurrentlyOnPostgres(
