@@ -176,6 +176,8 @@ def list_figures(ctx: Context, superuser: Any) -> None:
             note=(
                 f"Test Client in-process, session-authenticated superuser, limit 50, ≥ {ctx.sizes.list_requests} "
                 f"timed requests per case after 1 warm-up, {unfiltered:,} pipelines in the unfiltered set. "
+                f"As a web process does at start (config.warmup), the process first froze its {frozen:,} loaded "
+                "objects out of the garbage collector's scans. "
                 "Queries per request include the session and user lookups. The per-status counters of a "
                 "filter set are cached while the history is quiet (pipelines.selectors.COUNTS_QUIET_SECONDS): "
                 "the timed requests reuse them, the first request of each case counts (its time is in the "
