@@ -190,6 +190,37 @@ def profiled(directory: Path | None, name: str) -> Iterator[None]:
         )
 
 
+class CollectorWatch:
+    """The garbage collector's full (generation 2) collections while it is on, and their pauses.
+
+    ``with CollectorWatch() as watch:`` … ``watch.pauses_ms``: a request slower than its
+    neighbours is told apart from one that waited for a collection.
+    """
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append(round((time.perf_counter() - self._started) * 1000, 2))
+
+    def __enter__(self) -> CollectorWatch:
+        import gc
+
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

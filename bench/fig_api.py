@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.context import Context
-from bench.core import Figure, log, median, ms, percentile, profiled, wait_for
+from bench.core import CollectorWatch, Figure, log, median, ms, percentile, profiled, wait_for
 from bench.data import HISTORY_ORIGIN, HISTORY_STEP_MINUTES
 
 TARGET_MS = 50.0
@@ -110,8 +110,9 @@ def list_figures(ctx: Context, superuser: Any) -> None:
         statements: list[str] = []
         items = total = 0
         cold = 0.0
+        watch = CollectorWatch()
         for attempt in range(1 + ctx.sizes.list_requests):
-            with CaptureQueriesContext(connection) as captured:
+            with CaptureQueriesContext(connection) as captured, watch:
                 started = time.perf_counter()
                 response = client.get(url)
                 elapsed = time.perf_counter() - started
@@ -137,7 +138,7 @@ def list_figures(ctx: Context, superuser: Any) -> None:
         p95 = percentile(times, 95) * 1000
         log(
             f"list {name}: p50 {ms(median(times))} ms p95 {p95:.1f} ms (first request {ms(cold)} ms), "
-            f"sql {ms(floor)} ms, queries {queries}"
+            f"sql {ms(floor)} ms, queries {queries}, full collections {watch.pauses_ms} ms"
         )
         ctx.add(
             Figure(
@@ -154,6 +155,7 @@ def list_figures(ctx: Context, superuser: Any) -> None:
                     "p95_ms": round(p95, 2),
                     "max_ms": ms(max(times)),
                     "first_request_ms": ms(cold),
+                    "gc_full_collections_ms": watch.pauses_ms,
                     "requests": len(times),
                     "queries": sorted(queries),
                     "items": items,
