@@ -25,7 +25,7 @@ from typing import Any
 from django.db import migrations, models
 from django.db.models.functions import Upper
 
-from pipelines.migrations._operations import AddIndexConcurrentlyOnPostgres
+from pipelines.migrations._operations import AddIndexConcurrentlyOnPostgres, trigram_index_create
 
 # Same bits as pipelines.rules.JOB_TYPE_BITS at the time of this migration (frozen here).
 JOB_TYPE_BITS = {
@@ -65,12 +65,8 @@ def job_types_fill(apps: Any, schema_editor: Any) -> None:
 def trigram_indexes_create(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return  # SQLite scans; its installs are small
-    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, table, column in TRIGRAM_INDEXES:
-        schema_editor.execute(
-            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{table}" '
-            f'USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
-        )
+        trigram_index_create(schema_editor, name, table, column)
 
 
 def trigram_indexes_drop(apps: Any, schema_editor: Any) -> None:
